@@ -1,0 +1,66 @@
+// Plain-text rendering for the terminal.
+import type { AuditReport, InspectResult, PredictResult } from '../core/types';
+
+export const pct = (v: number | undefined, digits = 4) => (v === undefined ? '—' : (v * 100).toFixed(digits));
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+export function formatInspect(r: InspectResult): string {
+  const head = [
+    `${r.file}`,
+    `  format ${r.format}${r.kerasVersion ? `, Keras ${r.kerasVersion}` : ''}${r.archFile ? `, architecture from ${r.archFile}` : ''}`,
+    `  input (${r.inputShape.join(', ')}), ${r.outputClasses} classes, ${r.params.toLocaleString('en-US')} parameters`,
+    '',
+  ];
+  const rows = [['layer', 'class', 'output shape', 'params', 'activation', 'inbound', 'zeroed channels']];
+  for (const l of r.layers) {
+    const z = l.zeroChannels;
+    rows.push([
+      l.name, l.className, l.outputShape.length ? `(${l.outputShape.map((d) => d ?? 'None').join(', ')})` : '?',
+      l.params.toLocaleString('en-US'), l.activation ?? '', l.inbound.join(', '),
+      z === undefined ? '' : z.length ? `${z.length}: ${z.join(' ')}` : '0',
+    ]);
+  }
+  const warn = r.warnings.length ? ['', 'warnings:', ...r.warnings.map((w) => `  [${w.code}] ${w.message}`)] : ['', 'no warnings'];
+  return [...head, table(rows), ...warn].join('\n');
+}
+
+export function formatPredict(r: PredictResult): string {
+  const rows = [['#', ...(r.predictions.some((p) => p.source) ? ['file'] : []), 'label', 'prob', 'true label']];
+  for (const p of r.predictions) {
+    rows.push([String(p.index), ...(p.source ? [p.source] : []), String(p.label), p.prob.toFixed(6), p.trueLabel === undefined ? '' : String(p.trueLabel)]);
+  }
+  const tail = [`backend ${r.backend}; data axes ${r.axisOrder}`];
+  if (r.accuracy !== undefined) tail.unshift(`accuracy ${pct(r.accuracy)}%`);
+  return [table(rows), '', ...tail].join('\n');
+}
+
+/** The lab's results table: drop, channels pruned, G's clean accuracy and attack rate. */
+export function resultsTable(r: AuditReport): string {
+  const rows = [['drop', 'channels pruned', 'B\' clean acc %', 'B\' attack %', 'G clean acc %', 'G attack %', 'G flagged clean %', 'G flagged poisoned %']];
+  rows.push(['baseline B', '0', pct(r.baseline.testAccuracy), pct(r.baseline.testAttackRate), '', '', '', '']);
+  for (const t of r.thresholds) {
+    rows.push([
+      `${t.drop}%${t.reached ? '' : ' (not reached)'}`, String(t.pruned),
+      pct(t.prunedModel.testAccuracy), pct(t.prunedModel.testAttackRate),
+      pct(t.goodNet.testAccuracy), pct(t.goodNet.testAttackRate), pct(t.goodNet.cleanFlagged), pct(t.goodNet.poisonedFlagged),
+    ]);
+  }
+  return table(rows);
+}
+
+export function formatAudit(r: AuditReport, outDir: string): string {
+  const b = r.baseline;
+  return [
+    `${r.model}: pruned ${r.layer} ranked by ${r.rankedBy} (${r.order}), ${r.classes} classes${r.target !== undefined ? `, target ${r.target}` : ''}, backend ${r.backend} x${r.workers}`,
+    `baseline: valid accuracy ${pct(b.validAccuracy)}%${b.validAttackRate !== undefined ? `, valid attack rate ${pct(b.validAttackRate)}%` : ''}`,
+    '',
+    resultsTable(r),
+    '',
+    `${r.steps.length} sweep steps, ${r.timing.totalSeconds.toFixed(1)} s total${r.timing.imagesPerSecond ? `, ${Math.round(r.timing.imagesPerSecond)} images/s` : ''}`,
+    `report: ${outDir}/report.json, ${outDir}/report.md`,
+  ].join('\n');
+}

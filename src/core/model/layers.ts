@@ -1,0 +1,221 @@
+// One function per supported Keras layer class, on tfjs-core ops, with the
+// same semantics as Keras (channels_last, TF padding rules, eps placement).
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../errors';
+import type { LayerNode } from '../keras/config';
+import type { Weight } from '../keras/load';
+
+export type LayerFn = (inputs: tf.Tensor[]) => tf.Tensor;
+
+type Cfg = Record<string, unknown>;
+const pair = (v: unknown, dflt: number): [number, number] =>
+  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [dflt, dflt];
+
+export function activationName(v: unknown): string {
+  if (v === undefined || v === null) return 'linear';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'object') {
+    const o = v as Cfg;
+    if (typeof o.config === 'string') return o.config; // Keras 3: {"class_name": "function", "config": "relu"}
+    if (typeof o.class_name === 'string') return o.class_name;
+  }
+  return String(v);
+}
+
+export function activationFn(name: string, layer: string): (x: tf.Tensor) => tf.Tensor {
+  switch (name) {
+    case 'linear': return (x) => x;
+    case 'relu': return (x) => tf.relu(x);
+    case 'relu6': return (x) => tf.relu6(x);
+    case 'sigmoid': return (x) => tf.sigmoid(x);
+    case 'tanh': return (x) => tf.tanh(x);
+    case 'softmax': return (x) => tf.softmax(x, -1);
+    case 'elu': return (x) => tf.elu(x);
+    case 'selu': return (x) => tf.selu(x);
+    case 'softplus': return (x) => tf.softplus(x);
+    case 'softsign': return (x) => tf.div(x, tf.add(tf.abs(x), 1));
+    case 'swish': case 'silu': return (x) => tf.mul(x, tf.sigmoid(x));
+    case 'gelu': return (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+    case 'exponential': return (x) => tf.exp(x);
+    case 'leaky_relu': return (x) => tf.leakyRelu(x, 0.2);
+    default: throw new UserError(`unsupported activation "${name}" in layer ${layer}`, undefined, 'unsupported');
+  }
+}
+
+function weightMap(node: LayerNode, weights: Weight[] | undefined): Map<string, Weight> {
+  return new Map((weights ?? []).map((w) => [w.name, w]));
+}
+
+function need(ws: Map<string, Weight>, name: string, node: LayerNode): Weight {
+  const w = ws.get(name);
+  if (!w) throw new UserError(`layer "${node.name}" has no "${name}" weight in the file`, undefined, 'weights-mismatch');
+  return w;
+}
+
+function checkShape(w: Weight, expected: number[], node: LayerNode) {
+  if (w.shape.length !== expected.length || w.shape.some((d, i) => d !== expected[i])) {
+    throw new UserError(`layer "${node.name}": weight ${w.name} has shape [${w.shape}] but the architecture needs [${expected}]`, undefined, 'weights-mismatch');
+  }
+}
+
+function channelsLast(cfg: Cfg, node: LayerNode) {
+  if (cfg.data_format && cfg.data_format !== 'channels_last') {
+    throw new UserError(`layer "${node.name}" uses data_format ${cfg.data_format}; only channels_last is supported`, undefined, 'unsupported');
+  }
+}
+
+/** Builds the forward function of one layer; weights are uploaded once here. */
+export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn: LayerFn; tensors: tf.Tensor[] } {
+  const cfg = node.config;
+  const ws = weightMap(node, weights);
+  const tensors: tf.Tensor[] = [];
+  const upload = (w: Weight) => {
+    const t = tf.tensor(w.data, w.shape, 'float32');
+    tensors.push(t);
+    return t;
+  };
+  const single = (fn: (x: tf.Tensor) => tf.Tensor): LayerFn => (xs) => {
+    if (xs.length !== 1) throw new UserError(`layer "${node.name}" expects one input, got ${xs.length}`, undefined, 'bad-config');
+    return fn(xs[0]);
+  };
+  switch (node.className) {
+    case 'InputLayer': case 'Dropout': case 'SpatialDropout2D':
+      return { fn: single((x) => x), tensors };
+    case 'Conv2D': {
+      channelsLast(cfg, node);
+      if (cfg.groups !== undefined && cfg.groups !== 1) throw new UserError(`layer "${node.name}": grouped convolution is not supported`, undefined, 'unsupported');
+      const [kh, kw] = pair(cfg.kernel_size, 1);
+      const strides = pair(cfg.strides, 1);
+      const dil = pair(cfg.dilation_rate, 1);
+      const padding = cfg.padding === 'same' ? 'same' : cfg.padding === 'valid' || cfg.padding === undefined ? 'valid' : undefined;
+      if (!padding) throw new UserError(`layer "${node.name}": padding "${cfg.padding}" is not supported`, undefined, 'unsupported');
+      const filters = Number(cfg.filters);
+      const kernelW = need(ws, 'kernel', node);
+      if (kernelW.shape.length !== 4) checkShape(kernelW, [kh, kw, -1, filters], node);
+      checkShape(kernelW, [kh, kw, kernelW.shape[2], filters], node);
+      const kernel = upload(kernelW) as tf.Tensor4D;
+      const useBias = cfg.use_bias !== false;
+      let bias: tf.Tensor1D | undefined;
+      if (useBias) {
+        const b = need(ws, 'bias', node);
+        checkShape(b, [filters], node);
+        bias = upload(b) as tf.Tensor1D;
+      }
+      const act = activationFn(activationName(cfg.activation), node.name);
+      return {
+        tensors,
+        fn: single((x) => {
+          const inC = x.shape[3];
+          if (inC !== kernel.shape[2]) throw new UserError(`layer "${node.name}": input has ${inC} channels but the kernel expects ${kernel.shape[2]}`, undefined, 'weights-mismatch');
+          let y = tf.conv2d(x as tf.Tensor4D, kernel, strides, padding, 'NHWC', dil) as tf.Tensor;
+          if (bias) y = tf.add(y, bias);
+          return act(y);
+        }),
+      };
+    }
+    case 'Dense': {
+      const units = Number(cfg.units);
+      const kW = need(ws, 'kernel', node);
+      if (kW.shape.length !== 2 || kW.shape[1] !== units) checkShape(kW, [kW.shape[0] ?? -1, units], node);
+      const kernel = upload(kW) as tf.Tensor2D;
+      let bias: tf.Tensor1D | undefined;
+      if (cfg.use_bias !== false) {
+        const b = need(ws, 'bias', node);
+        checkShape(b, [units], node);
+        bias = upload(b) as tf.Tensor1D;
+      }
+      const act = activationFn(activationName(cfg.activation), node.name);
+      return {
+        tensors,
+        fn: single((x) => {
+          const inDim = x.shape[x.rank - 1];
+          if (inDim !== kernel.shape[0]) throw new UserError(`layer "${node.name}": input has ${inDim} features but the kernel expects ${kernel.shape[0]}`, undefined, 'weights-mismatch');
+          const flat = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+          let y: tf.Tensor = tf.matMul(flat, kernel);
+          if (bias) y = tf.add(y, bias);
+          if (x.rank !== 2) y = tf.reshape(y, [...x.shape.slice(0, -1), units]);
+          return act(y);
+        }),
+      };
+    }
+    case 'MaxPooling2D': case 'AveragePooling2D': {
+      channelsLast(cfg, node);
+      const size = pair(cfg.pool_size, 2);
+      const strides = cfg.strides === null || cfg.strides === undefined ? size : pair(cfg.strides, 1);
+      const padding = cfg.padding === 'same' ? 'same' : 'valid';
+      const op = node.className === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
+      return { tensors, fn: single((x) => op(x as tf.Tensor4D, size, strides, padding)) };
+    }
+    case 'GlobalAveragePooling2D': case 'GlobalMaxPooling2D': {
+      channelsLast(cfg, node);
+      const keep = cfg.keepdims === true;
+      const op = node.className === 'GlobalMaxPooling2D' ? tf.max : tf.mean;
+      return { tensors, fn: single((x) => op(x, [1, 2], keep)) };
+    }
+    case 'ZeroPadding2D': {
+      const p = cfg.padding;
+      const pads: [[number, number], [number, number]] = Array.isArray(p) && Array.isArray(p[0])
+        ? [pair(p[0], 0), pair(p[1], 0)]
+        : (() => { const [a, b] = pair(p, 1); return [[a, a], [b, b]] as [[number, number], [number, number]]; })();
+      return { tensors, fn: single((x) => tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]])) };
+    }
+    case 'Flatten':
+      channelsLast(cfg, node);
+      return { tensors, fn: single((x) => tf.reshape(x, [x.shape[0], -1])) };
+    case 'Activation': {
+      const act = activationFn(activationName(cfg.activation), node.name);
+      return { tensors, fn: single(act) };
+    }
+    case 'Softmax':
+      return { tensors, fn: single((x) => tf.softmax(x, Number(cfg.axis ?? -1))) };
+    case 'ReLU': {
+      const maxValue = typeof cfg.max_value === 'number' ? cfg.max_value : undefined;
+      const slope = Number(cfg.negative_slope ?? 0);
+      const threshold = Number(cfg.threshold ?? 0);
+      return {
+        tensors,
+        fn: single((x) => {
+          let y: tf.Tensor = threshold === 0 && slope === 0 ? tf.relu(x) : tf.where(tf.greaterEqual(x, threshold), x, tf.mul(tf.sub(x, threshold), slope));
+          if (maxValue !== undefined) y = tf.minimum(y, maxValue);
+          return y;
+        }),
+      };
+    }
+    case 'LeakyReLU': {
+      const alpha = Number(cfg.negative_slope ?? cfg.alpha ?? 0.3);
+      return { tensors, fn: single((x) => tf.leakyRelu(x, alpha)) };
+    }
+    case 'BatchNormalization': {
+      const axis = Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis ?? -1;
+      if (axis !== -1 && axis !== 3) throw new UserError(`layer "${node.name}": BatchNormalization over axis ${axis} is not supported`, undefined, 'unsupported');
+      const eps = Number(cfg.epsilon ?? 1e-3);
+      const mean = upload(need(ws, 'moving_mean', node));
+      const variance = upload(need(ws, 'moving_variance', node));
+      const gamma = cfg.scale !== false ? upload(need(ws, 'gamma', node)) : undefined;
+      const beta = cfg.center !== false ? upload(need(ws, 'beta', node)) : undefined;
+      // Keras: (x - mean) * rsqrt(var + eps) * gamma + beta; fold into one scale and shift.
+      const inv = tf.rsqrt(tf.add(variance, eps));
+      const scale = gamma ? tf.mul(inv, gamma) : inv;
+      const shift = beta ? tf.sub(beta, tf.mul(mean, scale)) : tf.neg(tf.mul(mean, scale));
+      tensors.push(inv, scale, shift);
+      return { tensors, fn: single((x) => tf.add(tf.mul(x, scale), shift)) };
+    }
+    case 'Rescaling': {
+      const scale = tf.tensor(cfg.scale as number | number[] ?? 1);
+      const offset = tf.tensor(cfg.offset as number | number[] ?? 0);
+      tensors.push(scale, offset);
+      return { tensors, fn: single((x) => tf.add(tf.mul(x, scale), offset)) };
+    }
+    case 'Add': return { tensors, fn: (xs) => tf.addN(xs) };
+    case 'Subtract': return { tensors, fn: (xs) => tf.sub(xs[0], xs[1]) };
+    case 'Multiply': return { tensors, fn: (xs) => xs.slice(1).reduce((a, b) => tf.mul(a, b), xs[0]) };
+    case 'Average': return { tensors, fn: (xs) => tf.div(tf.addN(xs), xs.length) };
+    case 'Maximum': return { tensors, fn: (xs) => xs.slice(1).reduce((a, b) => tf.maximum(a, b), xs[0]) };
+    case 'Concatenate': {
+      const axis = Number(cfg.axis ?? -1);
+      return { tensors, fn: (xs) => tf.concat(xs, axis) };
+    }
+    default:
+      throw new UserError(`unsupported layer ${node.className} (${node.name})`, undefined, 'unsupported');
+  }
+}

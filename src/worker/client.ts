@@ -1,0 +1,98 @@
+// Runs one job in a forked worker process. Used by the CLI and the extension
+// host alike (plain Node, no vscode import). Cancelling kills the process
+// group's work: the worker removes its temporary files before it exits.
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  parseWorkerMessage, type JobResult, type Progress, type WorkerError, type WorkerJob, type WorkerRequest,
+} from '../protocol';
+
+export class JobError extends Error {
+  constructor(readonly error: WorkerError) {
+    super(error.message);
+  }
+}
+export class JobCancelled extends Error {
+  constructor() {
+    super('cancelled');
+  }
+}
+
+export interface RunOptions {
+  onProgress?: (p: Progress) => void;
+  onLog?: (level: 'info' | 'warn', message: string) => void;
+  signal?: AbortSignal;
+  /** path of dist/worker.mjs; found next to the caller's bundle by default */
+  workerPath?: string;
+  /** extra environment for the worker */
+  env?: Record<string, string>;
+  /** called once the process exists (tests kill it to check fault handling) */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+export function defaultWorkerPath(): string {
+  const here = typeof __dirname === 'string' ? __dirname : path.dirname(fileURLToPath(import.meta.url));
+  for (const candidate of [path.join(here, 'worker.mjs'), path.join(here, '../../dist/worker.mjs'), path.join(here, '../dist/worker.mjs')]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`worker bundle not found near ${here}; run \`npm run build\``);
+}
+
+let nextId = 1;
+
+export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {}): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(new JobCancelled());
+    const id = nextId++;
+    const child = fork(opts.workerPath ?? defaultWorkerPath(), [], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...opts.env },
+      serialization: 'advanced',
+    });
+    opts.onSpawn?.(child);
+    let settled = false;
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.stdout?.on('data', (d: Buffer) => opts.onLog?.('info', d.toString().trimEnd()));
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = () => {
+      if (settled) return;
+      child.send({ type: 'cancel', id } satisfies WorkerRequest);
+      // The worker cleans up and exits; if it does not within 5 s, kill it.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      child.once('exit', () => clearTimeout(timer));
+    };
+    opts.signal?.addEventListener('abort', onAbort);
+
+    child.on('message', (raw) => {
+      const msg = parseWorkerMessage(raw);
+      if (!msg || msg.id !== id) return;
+      switch (msg.type) {
+        case 'progress': opts.onProgress?.(msg.progress); break;
+        case 'log': opts.onLog?.(msg.level, msg.message); break;
+        case 'result': finish(() => resolve(msg.result as T)); child.disconnect(); break;
+        case 'error': finish(() => reject(new JobError(msg.error))); child.disconnect(); break;
+        case 'cancelled': finish(() => reject(new JobCancelled())); break;
+      }
+    });
+    child.on('error', (err) => finish(() => reject(new JobError({ message: `worker failed to start: ${err.message}` }))));
+    child.on('exit', (code, signal) => {
+      finish(() => {
+        if (opts.signal?.aborted) return reject(new JobCancelled());
+        const why = signal ? `was killed (${signal})` : `exited with code ${code}`;
+        const oom = /heap out of memory|Allocation failed/i.test(stderr) ? ' (out of memory)' : '';
+        reject(new JobError({ message: `the worker process ${why}${oom} before finishing`, code: 'worker-died', stack: stderr || undefined }));
+      });
+    });
+    child.send({ type: 'run', id, job } satisfies WorkerRequest);
+  });
+}
