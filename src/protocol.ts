@@ -35,6 +35,14 @@ export type WorkerMessage =
   | { type: 'error'; id: number; error: WorkerError }
   | { type: 'cancelled'; id: number };
 
+// ---------- audit worker <-> its shard processes (parallel inference) ----------
+
+export type ShardMethod = 'init' | 'load' | 'step' | 'evaluate' | 'dispose';
+export type ShardCall = { type: 'call'; seq: number; method: ShardMethod; args: unknown[] } | { type: 'cancel' };
+export type ShardReply =
+  | { type: 'reply'; seq: number; result: unknown }
+  | { type: 'fail'; seq: number; error: WorkerError };
+
 // ---------- host <-> webview ----------
 
 export type ViewState =

@@ -5,6 +5,13 @@ export class UserError extends Error {
     super(file ? `${file}: ${message}` : message);
     this.name = 'UserError';
   }
+
+  /** Rebuilds an error that crossed a process boundary (message already names the file). */
+  static revive(e: { message: string; file?: string; code?: string }): UserError {
+    const err = new UserError('', undefined, e.code);
+    err.message = e.message;
+    return Object.assign(err, { file: e.file });
+  }
 }
 
 export class CancelledError extends Error {

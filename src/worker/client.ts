@@ -4,7 +4,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   parseWorkerMessage, type JobResult, type Progress, type WorkerError, type WorkerJob, type WorkerRequest,
 } from '../protocol';
@@ -33,8 +32,9 @@ export interface RunOptions {
 }
 
 export function defaultWorkerPath(): string {
-  const here = typeof __dirname === 'string' ? __dirname : path.dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [path.join(here, 'worker.mjs'), path.join(here, '../../dist/worker.mjs'), path.join(here, '../dist/worker.mjs')]) {
+  // Bundles define __dirname (dist/); unbundled callers (tests) run from the repo root.
+  const here = typeof __dirname === 'string' ? __dirname : path.join(process.cwd(), 'dist');
+  for (const candidate of [path.join(here, 'worker.mjs'), path.join(here, '../dist/worker.mjs')]) {
     if (existsSync(candidate)) return candidate;
   }
   throw new Error(`worker bundle not found near ${here}; run \`npm run build\``);

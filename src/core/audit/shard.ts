@@ -1,0 +1,302 @@
+// A shard holds a slice of each data set and answers the audit's questions
+// about it. The layers below the cache point run once per image (in `load`);
+// a sweep step only re-runs the top of the network, and only for the images
+// whose newly pruned channel was not already at its pruned value.
+import * as tf from '@tensorflow/tfjs-core';
+import { openDataset } from '../data/dataset';
+import { CancelledError } from '../errors';
+import { loadRunnable } from '../runnable';
+import type { Net } from '../model/net';
+import type { Backend, ChannelMaps, RankBy } from '../types';
+import { makePlan, type PrunePlan } from './plan';
+
+export interface ShardInit {
+  model: string;
+  arch?: string;
+  backend?: Backend;
+  layer?: string;
+  rankBy: RankBy;
+  batchSize: number;
+}
+
+export interface ShardInfo {
+  plan: Omit<PrunePlan, 'fill'> & { fill: number[] };
+  classes: number;
+  inputShape: number[];
+  backend: Backend;
+}
+
+export interface LoadRequest {
+  set: string;
+  file: string;
+  start: number;
+  end: number;
+  /** images from `start` that get spatial maps (for the report's heatmaps) */
+  samples: number;
+  source: 'clean' | 'poisoned';
+}
+
+export interface LoadResult {
+  count: number;
+  /** per channel, summed over images and positions of the rank layer / the conv layer */
+  rankSums: number[];
+  rankPositions: number;
+  /** B's predictions on these images */
+  predictions: Int32Array;
+  labels?: Int32Array;
+  samples: ChannelMaps[];
+  seconds: number;
+}
+
+export interface Counts {
+  count: number;
+  /** prediction == label */
+  correct: number;
+  /** prediction == target */
+  hits: number;
+}
+
+export interface EvalCounts {
+  count: number;
+  bad: Counts; // B alone
+  masks: { pruned: Counts; good: Counts; flagged: number }[];
+}
+
+export interface ShardApi {
+  init(req: ShardInit): Promise<ShardInfo>;
+  load(req: LoadRequest): Promise<LoadResult>;
+  /** prune `channels` (cumulative) and count on the cached sets */
+  step(channels: number[], target: number | undefined): Promise<Record<string, Counts>>;
+  /** stream a (test) set once, scoring B, and B' and G for every mask */
+  evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flaggedClass: number): Promise<EvalCounts>;
+  dispose(): Promise<void>;
+}
+
+interface CachedSet {
+  set: string;
+  cache: Float32Array; // count x positions x channels (channels innermost)
+  labels?: Int32Array;
+  current: Int32Array; // predictions under the current mask
+}
+
+export class Shard implements ShardApi {
+  private net!: Net;
+  private plan!: PrunePlan;
+  private batch = 256;
+  private readonly sets = new Map<string, CachedSet>();
+  private pruned = new Set<number>();
+  cancelled = false;
+
+  async init(req: ShardInit): Promise<ShardInfo> {
+    const { net, backend } = await loadRunnable(req.model, req.arch, req.backend);
+    this.net = net;
+    this.batch = req.batchSize;
+    this.plan = makePlan(net, req.rankBy, req.layer);
+    return {
+      plan: { ...this.plan, fill: Array.from(this.plan.fill) },
+      classes: net.classes,
+      inputShape: net.graph.inputShape,
+      backend,
+    };
+  }
+
+  private checkCancelled() {
+    if (this.cancelled) throw new CancelledError();
+  }
+
+  private get positions() {
+    const s = this.plan.cacheShape;
+    return s[0] * s[1];
+  }
+
+  private imageTensor(pixels: Float32Array, n: number) {
+    return tf.tensor4d(pixels, [n, ...this.net.graph.inputShape] as [number, number, number, number]);
+  }
+
+  async load(req: LoadRequest): Promise<LoadResult> {
+    const t0 = performance.now();
+    const { conv, cachePoint, rankLayer, channels } = this.plan;
+    const src = await openDataset(req.file, this.net.graph.inputShape, this.net.classes);
+    const n = req.end - req.start;
+    const per = this.positions * channels;
+    const cache = new Float32Array(n * per);
+    const predictions = new Int32Array(n);
+    const rankSums = new Float64Array(channels);
+    const samples: ChannelMaps[] = [];
+    const wanted = [...new Set([cachePoint, rankLayer, conv, this.net.outputName])];
+    try {
+      for (let s = req.start; s < req.end; s += this.batch) {
+        this.checkCancelled();
+        const e = Math.min(req.end, s + this.batch);
+        const x = this.imageTensor(src.read(s, e), e - s);
+        const outs = this.net.run(x, wanted);
+        cache.set(outs.get(cachePoint)!.dataSync() as Float32Array, (s - req.start) * per);
+        const sums = tf.tidy(() => tf.sum(outs.get(rankLayer)!, [0, 1, 2]));
+        const sumValues = sums.dataSync();
+        for (let c = 0; c < channels; c++) rankSums[c] += sumValues[c];
+        const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
+        predictions.set(top.dataSync() as Int32Array, s - req.start);
+        const want = Math.min(req.samples - samples.length, e - s);
+        if (want > 0) {
+          const maps = outs.get(conv)!;
+          for (let i = 0; i < want; i++) {
+            const idx = s + i;
+            samples.push(toMaps(maps, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
+          }
+        }
+        tf.dispose([x, sums, top, ...outs.values()]);
+        await yieldToEvents();
+      }
+    } finally {
+      src.close();
+    }
+    const labels = src.labels?.slice(req.start, req.end);
+    this.sets.set(`${req.set}@${req.start}`, { set: req.set, cache, labels, current: predictions.slice() });
+    const rs = this.net.shapes.get(rankLayer)!;
+    return { count: n, rankSums: Array.from(rankSums), rankPositions: n * rs[0] * rs[1], predictions, labels, samples, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Top-of-network predictions for cached rows `rows` of `set` with `mask` applied. */
+  private predictRows(cache: Float32Array, rows: Int32Array | number[], mask: number[]): Int32Array {
+    const { cacheShape, cachePoint, channels, fill } = this.plan;
+    const per = this.positions * channels;
+    const out = new Int32Array(rows.length);
+    for (let b = 0; b < rows.length; b += this.batch) {
+      const m = Math.min(rows.length, b + this.batch) - b;
+      const buf = new Float32Array(m * per);
+      for (let i = 0; i < m; i++) {
+        const r = rows[b + i];
+        buf.set(cache.subarray(r * per, (r + 1) * per), i * per);
+      }
+      applyMask(buf, channels, mask, fill);
+      const t = tf.tensor4d(buf, [m, ...cacheShape] as [number, number, number, number]);
+      const top = tf.tidy(() => tf.argMax(this.net.run(undefined, [this.net.outputName], new Map([[cachePoint, t]])).get(this.net.outputName)!, -1));
+      out.set(top.dataSync() as Int32Array, b);
+      tf.dispose([t, top]);
+    }
+    return out;
+  }
+
+  async step(channels: number[], target: number | undefined): Promise<Record<string, Counts>> {
+    this.checkCancelled();
+    const added = channels.filter((c) => !this.pruned.has(c));
+    const removed = [...this.pruned].filter((c) => !channels.includes(c));
+    this.pruned = new Set(channels);
+    const per = this.positions * this.plan.channels;
+    const result: Record<string, Counts> = {};
+    for (const set of this.sets.values()) {
+      const n = set.current.length;
+      // Only images where a changed channel is not already at its pruned value can change.
+      const changed = [...added, ...removed];
+      const rows: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const base = i * per;
+        let hit = false;
+        for (const c of changed) {
+          const f = this.plan.fill[c];
+          for (let p = c; p < per; p += this.plan.channels) {
+            if (set.cache[base + p] !== f) { hit = true; break; }
+          }
+          if (hit) break;
+        }
+        if (hit) rows.push(i);
+      }
+      if (rows.length) {
+        const preds = this.predictRows(set.cache, rows, channels);
+        rows.forEach((r, k) => { set.current[r] = preds[k]; });
+      }
+      const c = countOf(set.current, set.labels, target);
+      const prev = result[set.set];
+      result[set.set] = prev ? { count: prev.count + c.count, correct: prev.correct + c.correct, hits: prev.hits + c.hits } : c;
+      await yieldToEvents();
+    }
+    return result;
+  }
+
+  async evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flaggedClass: number): Promise<EvalCounts> {
+    const { cachePoint, channels, fill, cacheShape } = this.plan;
+    const src = await openDataset(req.file, this.net.graph.inputShape, this.net.classes);
+    const n = req.end - req.start;
+    const labels = src.labels;
+    const bad = new Int32Array(n);
+    const prunedPreds = masks.map(() => new Int32Array(n));
+    try {
+      for (let s = req.start; s < req.end; s += this.batch) {
+        this.checkCancelled();
+        const e = Math.min(req.end, s + this.batch);
+        const x = this.imageTensor(src.read(s, e), e - s);
+        const outs = this.net.run(x, [cachePoint, this.net.outputName]);
+        const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
+        bad.set(top.dataSync() as Int32Array, s - req.start);
+        const cached = outs.get(cachePoint)!.dataSync() as Float32Array;
+        tf.dispose([x, top, ...outs.values()]);
+        masks.forEach((mask, k) => {
+          const buf = Float32Array.from(cached);
+          applyMask(buf, channels, mask, fill);
+          const t = tf.tensor4d(buf, [e - s, ...cacheShape] as [number, number, number, number]);
+          const p = tf.tidy(() => tf.argMax(this.net.run(undefined, [this.net.outputName], new Map([[cachePoint, t]])).get(this.net.outputName)!, -1));
+          prunedPreds[k].set(p.dataSync() as Int32Array, s - req.start);
+          tf.dispose([t, p]);
+        });
+        await yieldToEvents();
+      }
+    } finally {
+      src.close();
+    }
+    const lab = labels?.subarray(req.start, req.end);
+    return {
+      count: n,
+      bad: countOf(bad, lab, target),
+      masks: prunedPreds.map((pp) => {
+        const good = new Int32Array(n);
+        let flagged = 0;
+        for (let i = 0; i < n; i++) {
+          if (pp[i] === bad[i]) good[i] = bad[i];
+          else { good[i] = flaggedClass; flagged++; }
+        }
+        return { pruned: countOf(pp, lab, target), good: countOf(good, lab, target), flagged };
+      }),
+    };
+  }
+
+  async dispose() {
+    this.sets.clear();
+    this.net?.dispose();
+  }
+}
+
+function applyMask(buf: Float32Array, channels: number, mask: number[], fill: Float32Array) {
+  if (!mask.length) return;
+  for (let base = 0; base < buf.length; base += channels) {
+    for (const c of mask) buf[base + c] = fill[c];
+  }
+}
+
+function countOf(preds: Int32Array, labels: Int32Array | undefined, target: number | undefined): Counts {
+  let correct = 0, hits = 0;
+  for (let i = 0; i < preds.length; i++) {
+    if (labels && preds[i] === labels[i]) correct++;
+    if (target !== undefined && preds[i] === target) hits++;
+  }
+  return { count: preds.length, correct, hits };
+}
+
+function toMaps(t: tf.Tensor, i: number, source: ChannelMaps['source'], file: string, index: number, label: number | undefined, predicted: number): ChannelMaps {
+  const [, h, w, c] = t.shape;
+  const hwc = tf.tidy(() => tf.transpose(tf.reshape(tf.slice(t, [i, 0, 0, 0], [1, h, w, c]), [h * w, c]))).dataSync() as Float32Array;
+  let max = 0;
+  for (const v of hwc) if (v > max) max = v;
+  return { source, file, index, label, predicted, height: h, width: w, channels: c, values: Array.from(hwc, (v) => Math.round(v * 1e4) / 1e4), max };
+}
+
+export function channelMapsOf(net: Net, conv: string, pixels: Float32Array, meta: Omit<ChannelMaps, 'height' | 'width' | 'channels' | 'values' | 'max' | 'predicted'>): ChannelMaps {
+  const x = tf.tensor4d(pixels, [1, ...net.graph.inputShape] as [number, number, number, number]);
+  const outs = net.run(x, [conv, net.outputName]);
+  const top = tf.tidy(() => tf.argMax(outs.get(net.outputName)!, -1));
+  const maps = toMaps(outs.get(conv)!, 0, meta.source, meta.file, meta.index, meta.label, top.dataSync()[0]);
+  tf.dispose([x, top, ...outs.values()]);
+  return maps;
+}
+
+/** Lets IPC messages (cancel) through between batches. */
+const yieldToEvents = () => new Promise<void>((r) => setImmediate(r));

@@ -1,0 +1,124 @@
+// The worker process: runs one job from core (inspect, predict, audit, channel
+// maps) for the extension host or the CLI and streams typed progress. With
+// BACKDOOR_AUDIT_ROLE=shard the same bundle serves as a parallel shard.
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runAudit } from '../core/audit/audit';
+import { channelMapsOf, Shard, type ShardApi } from '../core/audit/shard';
+import { openDataset } from '../core/data/dataset';
+import { CancelledError, UserError } from '../core/errors';
+import { inspectModel } from '../core/inspect';
+import { initBackend } from '../core/model/backend';
+import { predictFiles } from '../core/predict';
+import { loadRunnable } from '../core/runnable';
+import type { AuditOptions, ChannelMaps } from '../core/types';
+import type { JobResult, ShardCall, ShardReply, WorkerError, WorkerJob, WorkerMessage, WorkerRequest } from '../protocol';
+import { ShardProcess } from './shardProcess';
+
+const send = (m: WorkerMessage | ShardReply) => process.send?.(m);
+
+export function toWorkerError(e: unknown): WorkerError {
+  if (e instanceof UserError) return { message: e.message, file: e.file, code: e.code };
+  if (e instanceof CancelledError) return { message: 'cancelled', code: 'cancelled' };
+  const err = e as Error;
+  return { message: err?.message ?? String(e), code: 'internal', stack: err?.stack };
+}
+
+// ---------------- shard role ----------------
+
+function serveShard() {
+  const shard = new Shard();
+  process.on('message', async (m: ShardCall) => {
+    if (m.type === 'cancel') {
+      shard.cancelled = true;
+      return;
+    }
+    try {
+      const fn = (shard as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[m.method];
+      if (!['init', 'load', 'step', 'evaluate', 'dispose'].includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
+      const result = await fn.apply(shard, m.args);
+      send({ type: 'reply', seq: m.seq, result });
+    } catch (e) {
+      send({ type: 'fail', seq: m.seq, error: toWorkerError(e) });
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+// ---------------- job role ----------------
+
+async function shardsFor(opts: AuditOptions): Promise<ShardApi[]> {
+  const backend = await initBackend(opts.backend);
+  // tfjs-node already uses every core; wasm and cpu run one thread per process.
+  const wanted = opts.workers || (backend === 'tensorflow' ? 1 : Math.min(4, os.availableParallelism()));
+  const self = fileURLToPath(import.meta.url);
+  return [new Shard(), ...Array.from({ length: wanted - 1 }, () => new ShardProcess(self))];
+}
+
+async function channelMaps(job: Extract<WorkerJob, { kind: 'channelMaps' }>): Promise<ChannelMaps> {
+  const { net } = await loadRunnable(job.model, job.arch, job.backend);
+  try {
+    const src = await openDataset(job.file, net.graph.inputShape, net.classes);
+    try {
+      if (job.index >= src.info.count) throw new UserError(`has ${src.info.count} images; index ${job.index} is out of range`, job.file, 'bad-index');
+      const pixels = src.read(job.index, job.index + 1);
+      return channelMapsOf(net, job.layer, pixels, { source: job.source, file: job.file, index: job.index, label: src.labels?.[job.index] });
+    } finally {
+      src.close();
+    }
+  } finally {
+    net.dispose();
+  }
+}
+
+function serveJobs() {
+  const running = new Map<number, AbortController>();
+  let shards: ShardApi[] = [];
+  process.on('message', async (req: WorkerRequest) => {
+    if (req.type === 'cancel') {
+      running.get(req.id)?.abort();
+      for (const s of shards) {
+        if (s instanceof Shard) s.cancelled = true;
+        else (s as ShardProcess).cancel();
+      }
+      return;
+    }
+    if (req.type !== 'run') return;
+    const ac = new AbortController();
+    running.set(req.id, ac);
+    const job = req.job;
+    try {
+      let result: JobResult;
+      switch (job.kind) {
+        case 'inspect': result = await inspectModel(job.model, job.arch); break;
+        case 'predict': result = await predictFiles(job.model, job.inputs, { arch: job.arch, backend: job.backend, batchSize: job.batchSize }); break;
+        case 'channelMaps': result = await channelMaps(job); break;
+        case 'audit': {
+          shards = await shardsFor(job.options);
+          try {
+            result = await runAudit(job.options, {
+              shards, signal: ac.signal,
+              progress: (progress) => send({ type: 'progress', id: req.id, progress }),
+            });
+          } finally {
+            await Promise.all(shards.map((s) => s.dispose()));
+          }
+          break;
+        }
+        default: throw new Error(`unknown job ${(job as { kind: string }).kind}`);
+      }
+      send({ type: 'result', id: req.id, result });
+    } catch (e) {
+      if (e instanceof CancelledError || ac.signal.aborted) send({ type: 'cancelled', id: req.id });
+      else send({ type: 'error', id: req.id, error: toWorkerError(e) });
+    } finally {
+      running.delete(req.id);
+      // One job per process: exit once the parent has the answer.
+      setTimeout(() => process.exit(0), 50);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+if (process.env.BACKDOOR_AUDIT_ROLE === 'shard') serveShard();
+else serveJobs();
