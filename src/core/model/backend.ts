@@ -12,6 +12,7 @@ import type { Backend } from '../types';
 void version_cpu; // keeps the cpu backend's registration in the bundle
 
 let chosen: Backend | undefined;
+let pending: Promise<Backend> | undefined;
 
 async function tryNode(): Promise<boolean> {
   try {
@@ -37,7 +38,18 @@ async function tryWasm(): Promise<boolean> {
 
 /** Initialises tfjs once per process; `want` forces one backend (an error if unavailable). */
 export async function initBackend(want?: Backend | 'auto'): Promise<Backend> {
+  // Concurrent callers share one initialisation: tfjs's engine is not re-entrant here.
+  while (pending) await pending.catch(() => undefined);
   if (chosen && (!want || want === 'auto' || want === chosen)) return chosen;
+  pending = select(want);
+  try {
+    return await pending;
+  } finally {
+    pending = undefined;
+  }
+}
+
+async function select(want?: Backend | 'auto'): Promise<Backend> {
   const order: Backend[] = want && want !== 'auto' ? [want] : ['tensorflow', 'wasm', 'cpu'];
   for (const b of order) {
     const ok = b === 'tensorflow' ? await tryNode() : b === 'wasm' ? await tryWasm() : await tf.setBackend('cpu');

@@ -1,0 +1,134 @@
+// The audit checked exactly on a network worked out by hand, then on the lab's
+// real BadNet against plain inference, then through the worker: cancel, kill.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { runAudit } from '../../src/core/audit/audit';
+import { Shard } from '../../src/core/audit/shard';
+import { predictFiles } from '../../src/core/predict';
+import type { AuditOptions, AuditReport } from '../../src/core/types';
+import { JobCancelled, JobError, runJob } from '../../src/worker/client';
+import { lab, needsShared, tmpDir, workerPath } from '../helpers';
+import { writeTinyBadNet } from '../tinyBadNet';
+
+const base = (o: Partial<AuditOptions> & Pick<AuditOptions, 'model' | 'cleanValid' | 'out'>): AuditOptions => ({
+  thresholds: [2, 4, 10], order: 'increasing', rankBy: 'pool', fullSweep: false, batchSize: 256, ...o,
+});
+
+test('tiny BadNet: ranking, sweep, thresholds and G metrics equal the hand computation', async () => {
+  const dir = tmpDir();
+  const f = await writeTinyBadNet(dir);
+  const out = path.join(dir, 'audit');
+  const opts = base({ model: f('tiny.h5'), cleanValid: f('valid.h5'), poisonedValid: f('bd_valid.h5'), cleanTest: f('test.h5'), poisonedTest: f('bd_test.h5'), thresholds: [10, 30, 50], fullSweep: true, out });
+  // Two in-process shards: the split must not change any number.
+  const r = await runAudit(opts, { shards: [new Shard(), new Shard()] });
+  assert.equal(r.layer, 'conv');
+  assert.equal(r.rankedBy, 'pool');
+  assert.equal(r.classes, 3);
+  assert.equal(r.target, 0);
+  assert.deepEqual(r.ranking.map((c) => c.channel), [2, 1, 0]);
+  assert.deepEqual(r.ranking.map((c) => c.meanActivation), [0, 0.5, 2.5]);
+  assert.deepEqual(r.ranking.map((c) => c.meanActivationPoisoned), [4, 0.5, 7]);
+  assert.deepEqual(r.baseline, { validAccuracy: 1, validAttackRate: 1, testAccuracy: 1, testAttackRate: 1 });
+  assert.deepEqual(r.steps, [
+    { pruned: 1, channel: 2, validAccuracy: 1, validAttackRate: 0 },
+    { pruned: 2, channel: 1, validAccuracy: 0.8, validAttackRate: 0 },
+    { pruned: 3, channel: 0, validAccuracy: 0.6, validAttackRate: 0 },
+  ]);
+  const [t10, t30, t50] = r.thresholds;
+  assert.deepEqual([t10.reached, t10.pruned, t10.prunedChannels], [true, 2, [2, 1]]);
+  assert.deepEqual(t10.prunedModel, { testAccuracy: 0.75, testAttackRate: 0 });
+  assert.deepEqual(t10.goodNet, { testAccuracy: 0.75, testAttackRate: 0, cleanFlagged: 0.25, poisonedFlagged: 1 });
+  assert.deepEqual([t30.reached, t30.pruned, t30.prunedChannels], [true, 3, [2, 1, 0]]);
+  assert.deepEqual(t30.prunedModel, { testAccuracy: 0.5, testAttackRate: 0 });
+  assert.deepEqual(t30.goodNet, { testAccuracy: 0.5, testAttackRate: 0, cleanFlagged: 0.5, poisonedFlagged: 1 });
+  assert.equal(t50.reached, false);
+  assert.equal(t50.repairedModel, undefined);
+  assert.equal(r.repairedNetwork.flaggedClass, 3);
+
+  // Outputs: report files and repaired models, which predict like B' in memory.
+  assert.deepEqual(readdirSync(out).sort(), ['repaired_10.h5', 'repaired_30.h5', 'report.json', 'report.md']);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')).steps, r.steps);
+  assert.match(readFileSync(path.join(out, 'report.md'), 'utf8'), /\| 10% \| 2 \| 75\.0000 \| 0\.0000 \| 25\.0000 \| 100\.0000 \|/);
+  const p10 = await predictFiles(path.join(out, 'repaired_10.h5'), [f('test.h5')]);
+  assert.deepEqual(p10.predictions.map((p) => p.label), [1, 2, 2, 2]);
+  const p30 = await predictFiles(path.join(out, 'repaired_30.h5'), [f('bd_test.h5')]);
+  assert.deepEqual(p30.predictions.map((p) => p.label), [1, 1]);
+  assert.ok(!readdirSync(dir).some((n) => n.includes('.partial-')), 'no partial folder left');
+});
+
+test('tiny BadNet: stops at the last threshold unless --full-sweep; decreasing order; no poisoned data', async () => {
+  const dir = tmpDir();
+  const f = await writeTinyBadNet(dir);
+  const r = await runAudit(base({ model: f('tiny.h5'), cleanValid: f('valid.h5'), thresholds: [10], out: path.join(dir, 'a') }), { shards: [new Shard()] });
+  assert.equal(r.steps.length, 2);
+  assert.equal(r.baseline.validAttackRate, undefined);
+  assert.equal(r.steps[0].validAttackRate, undefined);
+  assert.equal(r.thresholds[0].goodNet.testAccuracy, undefined);
+  const d = await runAudit(base({ model: f('tiny.h5'), cleanValid: f('valid.h5'), order: 'decreasing', thresholds: [30], out: path.join(dir, 'b') }), { shards: [new Shard()] });
+  assert.deepEqual(d.ranking.map((c) => c.channel), [0, 1, 2]);
+  // pruning ch0 first: l2 = -2 for every clean image, so labels 2 are lost: 60%
+  assert.equal(d.steps[0].validAccuracy, 0.6);
+  assert.equal(d.thresholds[0].pruned, 1);
+});
+
+test('lab BadNet on the real faces: each recorded step equals plain inference of the pruned model', { skip: needsShared }, async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'audit');
+  const r = await runAudit(base({
+    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'),
+    cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'),
+    cleanTest: lab('faces_clean.h5'), poisonedTest: lab('faces_sunglasses.h5'),
+    thresholds: [2, 30, 50], fullSweep: true, out,
+  }), { shards: [new Shard()] });
+  assert.equal(r.layer, 'conv_3');
+  assert.equal(r.rankedBy, 'pool_3');
+  assert.equal(r.classes, 1283);
+  assert.equal(r.repairedNetwork.flaggedClass, 1283);
+  assert.equal(r.steps.length, 60);
+  assert.deepEqual([...r.steps.map((s) => s.channel)].sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i));
+  const means = r.ranking.map((c) => c.meanActivation);
+  assert.ok(means.every((m, i) => i === 0 || m >= means[i - 1]), 'increasing order');
+  for (const t of r.thresholds.filter((t) => t.reached)) {
+    const clean = await predictFiles(path.join(out, t.repairedModel!), [lab('faces_clean.h5')]);
+    const bd = await predictFiles(path.join(out, t.repairedModel!), [lab('faces_sunglasses.h5')]);
+    assert.equal(clean.accuracy, t.validAccuracy, `repaired_${t.drop} clean accuracy`);
+    assert.equal(clean.accuracy, t.prunedModel.testAccuracy);
+    assert.equal(bd.predictions.filter((p) => p.label === 0).length / 5, t.prunedModel.testAttackRate);
+    const step = r.steps[t.pruned - 1];
+    assert.equal(step.validAttackRate, t.prunedModel.testAttackRate);
+  }
+});
+
+test('worker: an audit through the child process; cancel leaves nothing; a killed worker is a clear error', { skip: needsShared }, async () => {
+  const dir = tmpDir();
+  const opts = base({
+    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'),
+    cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'), thresholds: [2], out: path.join(dir, 'audit'), workers: 2,
+  });
+  const phases = new Set<string>();
+  const r = await runJob<AuditReport>({ kind: 'audit', options: opts }, { workerPath, onProgress: (p) => phases.add(p.phase) });
+  assert.equal(r.workers, 2);
+  assert.ok(phases.has('sweep') && phases.has('lower-layers') && phases.has('done'), [...phases].join());
+  const before = readFileSync(path.join(dir, 'audit/report.json'), 'utf8');
+
+  // Cancel at the first sweep step: the earlier report stays as it was.
+  const ac = new AbortController();
+  await assert.rejects(runJob({ kind: 'audit', options: { ...opts, fullSweep: true } }, {
+    workerPath, signal: ac.signal, onProgress: (p) => { if (p.phase === 'sweep') ac.abort(); },
+  }), JobCancelled);
+  assert.equal(readFileSync(path.join(dir, 'audit/report.json'), 'utf8'), before);
+  assert.deepEqual(readdirSync(dir), ['audit']);
+
+  // Kill the worker mid-run.
+  let killed = false;
+  await assert.rejects(runJob({ kind: 'audit', options: { ...opts, fullSweep: true } }, {
+    workerPath,
+    onSpawn: (child) => { setTimeout(() => { killed = child.kill('SIGKILL'); }, 200); },
+  }), (e: unknown) => e instanceof JobError && /killed \(SIGKILL\)/.test(e.message));
+  assert.ok(killed);
+  assert.equal(readFileSync(path.join(dir, 'audit/report.json'), 'utf8'), before);
+  assert.deepEqual(readdirSync(dir), ['audit']);
+  assert.ok(!existsSync(path.join(dir, 'audit.partial')));
+});
