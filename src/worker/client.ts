@@ -50,6 +50,8 @@ export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, ...opts.env },
       serialization: 'advanced',
+      // The bundle needs no loader flags of the parent (tsx, inspector): they cost memory.
+      execArgv: [],
     });
     opts.onSpawn?.(child);
     let settled = false;

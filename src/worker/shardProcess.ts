@@ -16,6 +16,8 @@ export class ShardProcess implements ShardApi {
       env: { ...process.env, BACKDOOR_AUDIT_ROLE: 'shard' },
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // The bundle needs no loader flags of the parent (tsx, inspector): they cost memory.
+      execArgv: [],
     });
     this.child.on('message', (m: ShardReply) => {
       const p = this.pending.get(m.seq);
