@@ -7,6 +7,7 @@ import path from 'node:path';
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 const watch = process.argv.includes('--watch');
 const minify = process.argv.includes('--minify');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const nodeEsmBanner = [
   "import { createRequire as __cr } from 'node:module';",
   "import { fileURLToPath as __fu } from 'node:url';",
@@ -23,7 +24,11 @@ const entries = [
   { ...node, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.mjs', format: 'esm', banner: { js: nodeEsmBanner }, external: ['@tensorflow/tfjs-node'] },
   { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.mjs', format: 'esm', banner: { js: nodeEsmBanner }, external: ['@tensorflow/tfjs-node'] },
   { ...common, platform: 'browser', target: 'es2022', entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', format: 'iife', loader: { '.css': 'text' } },
-].filter((e) => existsSync(path.join(root, e.entryPoints[0])));
+  // The webview's stylesheet: linked by webviewHtml(), inlined by standaloneHtml().
+  { ...common, entryPoints: ['webview/style.css'], outfile: 'dist/webview.css' },
+].filter((e) => existsSync(path.join(root, e.entryPoints[0])))
+  // --only=webview builds just the outputs whose name starts with that (the webview test uses it).
+  .filter((e) => !only || path.basename(e.outfile).startsWith(only));
 
 mkdirSync(path.join(root, 'dist'), { recursive: true });
 // tfjs-backend-wasm loads its .wasm binaries from next to the bundle at run time.

@@ -8,7 +8,8 @@ import { predictFiles } from '../core/predict';
 import type { AuditOptions, AuditReport, Backend, Progress } from '../core/types';
 import { JobCancelled, JobError, runJob } from '../worker/client';
 import { formatAudit, formatInspect, formatPredict } from './format';
-import { runDemo } from './demo';
+import { demoOptions } from './demo';
+import { writeReportHtml } from './html';
 
 const USAGE = `backdoor-audit — audit Keras .h5 models for backdoors (fine-pruning)
 
@@ -149,11 +150,17 @@ async function main(argv: string[]): Promise<number> {
       if (rest.length !== 1) throw new UserError('audit takes one MODEL file');
       const opts = auditOptions(rest[0], v);
       const r = await runAudit(opts, !!v.json);
-      out(formatAudit(r, opts.out), r);
+      const html = writeReportHtml(r, opts.out);
+      out(`${formatAudit(r, opts.out)}\npage:   ${html}`, r);
       return 0;
     }
-    case 'demo':
-      return runDemo(v.out, !!v.json, backendOf(v));
+    case 'demo': {
+      const opts = { ...demoOptions(v.out ?? 'demo-output', backendOf(v)), ...(v.workers ? { workers: int(v.workers, 'workers') } : {}) };
+      const r = await runAudit(opts, !!v.json);
+      const html = writeReportHtml(r, opts.out);
+      out(`${formatAudit(r, opts.out)}\npage:   ${html}  (open it in any browser)`, r);
+      return 0;
+    }
     default:
       throw new UserError(`unknown command "${cmd}"\n\n${USAGE}`);
   }
