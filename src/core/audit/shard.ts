@@ -8,6 +8,7 @@ import { CancelledError } from '../errors';
 import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
 import type { Backend, ChannelMaps, RankBy } from '../types';
+import { Frontier } from './frontier';
 import { makePlan, type PrunePlan } from './plan';
 
 export interface ShardInit {
@@ -77,6 +78,8 @@ interface CachedSet {
   cache: Float32Array; // count x positions x channels (channels innermost)
   labels?: Int32Array;
   current: Int32Array; // predictions under the current mask
+  /** pre-activations of the frontier layers under the current mask */
+  pre?: Float32Array[];
 }
 
 export class Shard implements ShardApi {
@@ -85,6 +88,7 @@ export class Shard implements ShardApi {
   private batch = 256;
   private readonly sets = new Map<string, CachedSet>();
   private pruned = new Set<number>();
+  private frontier?: Frontier;
   cancelled = false;
 
   async init(req: ShardInit): Promise<ShardInfo> {
@@ -92,6 +96,7 @@ export class Shard implements ShardApi {
     this.net = net;
     this.batch = req.batchSize;
     this.plan = makePlan(net, req.rankBy, req.layer);
+    this.frontier = process.env.BACKDOOR_AUDIT_NO_FRONTIER ? undefined : Frontier.find(net, this.plan);
     return {
       plan: { ...this.plan, fill: Array.from(this.plan.fill) },
       classes: net.classes,
@@ -123,7 +128,10 @@ export class Shard implements ShardApi {
     const predictions = new Int32Array(n);
     const rankSums = new Float64Array(channels);
     const samples: ChannelMaps[] = [];
-    const wanted = [...new Set([cachePoint, rankLayer, conv, this.net.outputName])];
+    const frontier = this.frontier;
+    const pre = frontier?.layers.map((l) => new Float32Array(n * l.size));
+    // With a frontier, B's output comes from it: the top layers run once either way.
+    const wanted = [...new Set([cachePoint, rankLayer, conv, ...(frontier ? [] : [this.net.outputName])])];
     try {
       for (let s = req.start; s < req.end; s += this.batch) {
         this.checkCancelled();
@@ -134,8 +142,15 @@ export class Shard implements ShardApi {
         const sums = tf.tidy(() => tf.sum(outs.get(rankLayer)!, [0, 1, 2]));
         const sumValues = sums.dataSync();
         for (let c = 0; c < channels; c++) rankSums[c] += sumValues[c];
-        const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
-        predictions.set(top.dataSync() as Int32Array, s - req.start);
+        if (frontier && pre) {
+          const rows = Array.from({ length: e - s }, (_, i) => s - req.start + i);
+          frontier.preactivations(outs.get(cachePoint) as tf.Tensor4D).forEach((v, k) => pre[k].set(v, (s - req.start) * frontier.layers[k].size));
+          predictions.set(frontier.predict(pre, rows), s - req.start);
+        } else {
+          const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
+          predictions.set(top.dataSync() as Int32Array, s - req.start);
+          top.dispose();
+        }
         const want = Math.min(req.samples - samples.length, e - s);
         if (want > 0) {
           const maps = outs.get(conv)!;
@@ -144,14 +159,14 @@ export class Shard implements ShardApi {
             samples.push(toMaps(maps, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
           }
         }
-        tf.dispose([x, sums, top, ...outs.values()]);
+        tf.dispose([x, sums, ...outs.values()]);
         await yieldToEvents();
       }
     } finally {
       src.close();
     }
     const labels = src.labels?.slice(req.start, req.end);
-    this.sets.set(`${req.set}@${req.start}`, { set: req.set, cache, labels, current: predictions.slice() });
+    this.sets.set(`${req.set}@${req.start}`, { set: req.set, cache, labels, current: predictions.slice(), pre });
     const rs = this.net.shapes.get(rankLayer)!;
     return { count: n, rankSums: Array.from(rankSums), rankPositions: n * rs[0] * rs[1], predictions, labels, samples, seconds: (performance.now() - t0) / 1000 };
   }
@@ -201,7 +216,15 @@ export class Shard implements ShardApi {
         }
         if (hit) rows.push(i);
       }
-      if (rows.length) {
+      if (rows.length && this.frontier && set.pre) {
+        for (const c of added) this.shiftFrontier(set, rows, c, 1);
+        for (const c of removed) this.shiftFrontier(set, rows, c, -1);
+        for (let b = 0; b < rows.length; b += this.batch) {
+          const part = rows.slice(b, b + this.batch);
+          const preds = this.frontier.predict(set.pre, part);
+          part.forEach((r, k) => { set.current[r] = preds[k]; });
+        }
+      } else if (rows.length) {
         const preds = this.predictRows(set.cache, rows, channels);
         rows.forEach((r, k) => { set.current[r] = preds[k]; });
       }
@@ -211,6 +234,22 @@ export class Shard implements ShardApi {
       await yieldToEvents();
     }
     return result;
+  }
+
+  /** Moves channel c of `rows` to (sign 1) or from (sign -1) its pruned value in the frontier state. */
+  private shiftFrontier(set: CachedSet, rows: number[], c: number, sign: 1 | -1) {
+    const [h, w] = this.plan.cacheShape;
+    const C = this.plan.channels, per = h * w * C, f = this.plan.fill[c];
+    for (let b = 0; b < rows.length; b += this.batch) {
+      const part = rows.slice(b, b + this.batch);
+      const delta = new Float32Array(part.length * h * w);
+      part.forEach((r, i) => {
+        for (let p = 0; p < h * w; p++) delta[i * h * w + p] = sign * (set.cache[r * per + p * C + c] - f);
+      });
+      const t = tf.tensor4d(delta, [part.length, h, w, 1]);
+      this.frontier!.update(set.pre!, part, t, c);
+      t.dispose();
+    }
   }
 
   async evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flaggedClass: number): Promise<EvalCounts> {
@@ -261,6 +300,7 @@ export class Shard implements ShardApi {
 
   async dispose() {
     this.sets.clear();
+    this.frontier?.dispose();
     this.net?.dispose();
   }
 }
