@@ -97,6 +97,36 @@ export class Frontier {
   }
 
   /**
+   * Pre-activations with every channel outside `kept` at its pruned value,
+   * computed from the kept channels alone: cheap when most are pruned.
+   * Only valid when the pruned value is 0 (a ReLU-like activation); see usable().
+   */
+  preactivationsKept(x: tf.Tensor4D, kept: number[]): Float32Array[] {
+    const [h, w, c] = this.plan.cacheShape;
+    return this.layers.map((l) => {
+      const y = tf.tidy(() => {
+        let z: tf.Tensor;
+        if (!kept.length) z = tf.zeros([x.shape[0], ...l.outShape]);
+        else {
+          const xk = tf.gather(x, kept, 3);
+          z = l.kind === 'conv'
+            ? tf.conv2d(xk as tf.Tensor4D, tf.gather(l.kernel, kept, 2) as tf.Tensor4D, l.strides, l.padding, 'NHWC', l.dilations)
+            : tf.matMul(tf.reshape(xk, [x.shape[0], -1]), tf.gather(l.kernel, Array.from({ length: h * w * kept.length }, (_, i) => Math.floor(i / kept.length) * c + kept[i % kept.length])) as tf.Tensor2D);
+        }
+        return l.bias ? tf.add(z, l.bias) : z;
+      });
+      const out = Float32Array.from(y.dataSync() as Float32Array);
+      y.dispose();
+      return out;
+    });
+  }
+
+  /** Masks can use preactivationsKept when every pruned value is exactly 0. */
+  zeroFill(): boolean {
+    return this.plan.fill.every((v) => v === 0);
+  }
+
+  /**
    * Subtracts channel `channel`'s change (its values minus the pruned value)
    * from the pre-activations of rows `delta` describes: delta is (n, h, w, 1).
    */

@@ -269,7 +269,17 @@ export class Shard implements ShardApi {
         bad.set(top.dataSync() as Int32Array, s - req.start);
         const cached = outs.get(cachePoint)!.dataSync() as Float32Array;
         tf.dispose([x, top, ...outs.values()]);
+        const fast = this.frontier?.zeroFill() ? this.frontier : undefined;
         masks.forEach((mask, k) => {
+          if (fast) {
+            const dropped = new Set(mask);
+            const kept = Array.from({ length: channels }, (_, i) => i).filter((i) => !dropped.has(i));
+            const t = tf.tensor4d(cached, [e - s, ...cacheShape] as [number, number, number, number]);
+            const pre = fast.preactivationsKept(t, kept);
+            t.dispose();
+            prunedPreds[k].set(fast.predict(pre, Array.from({ length: e - s }, (_, i) => i)), s - req.start);
+            return;
+          }
           const buf = Float32Array.from(cached);
           applyMask(buf, channels, mask, fill);
           const t = tf.tensor4d(buf, [e - s, ...cacheShape] as [number, number, number, number]);
