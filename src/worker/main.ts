@@ -120,5 +120,9 @@ function serveJobs() {
   process.on('disconnect', () => process.exit(0));
 }
 
+// Ctrl-C in a terminal reaches the whole process group: the parent turns it
+// into a cancel message, so the worker finishes cleanly instead of dying mid-write.
+process.on('SIGINT', () => {});
+
 if (process.env.BACKDOOR_AUDIT_ROLE === 'shard') serveShard();
 else serveJobs();
