@@ -1,0 +1,75 @@
+// Entry point: wires the host modules together. All behaviour lives in src/host/.
+import path from 'node:path';
+import * as vscode from 'vscode';
+import { AuditRunner } from './host/auditRunner';
+import { AuditsTree } from './host/auditsTree';
+import { Actions, registerCommands } from './host/commands';
+import { AUDIT_PANEL_TYPE, AUDITS_VIEW } from './host/ids';
+import { ModelInspectorProvider } from './host/inspectorEditor';
+import { createLog } from './host/log';
+import type { DataChoice } from './host/options';
+import { Panels } from './host/panels';
+import { REPORT_FILE } from './host/reports';
+import { SECTION, configuredOutputRoots, readSettings } from './host/settings';
+import type { AuditOptions } from './protocol';
+
+/** What activate() returns: a small surface for the in-host tests and other extensions. */
+export interface BackdoorAuditApi {
+  /** The options "Audit for Backdoors…" would run `model` with, from the settings. */
+  auditOptionsFor(model: string, data: DataChoice): AuditOptions;
+  /** The audit folders the Backdoor Audits view lists, after a fresh scan. */
+  auditFolders(): Promise<string[]>;
+}
+
+export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
+  const log = createLog();
+  const workerPath = path.join(ctx.extensionPath, 'dist', 'worker.mjs');
+  const runner = new AuditRunner(workerPath);
+  const tree = new AuditsTree(configuredOutputRoots);
+
+  // Folders a restored audit panel may read from: where audits are written.
+  const allowedRoots = () => [
+    ...(vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath),
+    ctx.globalStorageUri.fsPath,
+    path.join(ctx.extensionPath, 'demo'),
+    ...configuredOutputRoots(),
+  ];
+  // `actions` is created after `panels`, which calls back into it only on user action.
+  let actions: Actions | undefined;
+  const panels = new Panels({
+    extensionUri: ctx.extensionUri,
+    workerPath,
+    settings: () => readSettings(),
+    allowedRoots,
+    rerun: async (dir, thresholds) => void (await actions?.rerun(dir, thresholds)),
+  });
+  actions = new Actions(ctx, runner, panels, tree);
+
+  const watcher = vscode.workspace.createFileSystemWatcher(`**/${REPORT_FILE}`);
+  ctx.subscriptions.push(
+    log, runner, tree, panels, watcher,
+    ...registerCommands(actions),
+    ModelInspectorProvider.register(panels),
+    vscode.window.registerWebviewPanelSerializer(AUDIT_PANEL_TYPE, panels.serializer),
+    vscode.window.createTreeView(AUDITS_VIEW, { treeDataProvider: tree, showCollapseAll: true }),
+    watcher.onDidCreate(() => tree.refresh()),
+    watcher.onDidChange(() => tree.refresh()),
+    watcher.onDidDelete(() => tree.refresh()),
+    runner.onDidFinish(() => tree.refresh()),
+    runner.onDidProgress(({ dir, progress }) => panels.postToAudit(dir, { type: 'progress', progress })),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration(`${SECTION}.outputFolder`)) tree.refresh();
+    }),
+  );
+  log.info(`Backdoor Audit ${ctx.extension.packageJSON.version as string} activated`);
+
+  const a = actions;
+  return {
+    auditOptionsFor: (model, data) => a.auditOptionsFor(model, data),
+    auditFolders: async () => (await tree.rescan()).map((n) => n.dir),
+  };
+}
+
+export function deactivate(): void {
+  // Everything is in ctx.subscriptions; disposing the runner cancels running workers.
+}

@@ -1,0 +1,252 @@
+// The contributed commands. Each one gathers what it needs (model, data, settings),
+// then hands the work to the runner (audits) or the panels (views).
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import * as vscode from 'vscode';
+import type { AuditOptions } from '../protocol';
+import type { AuditRunner, IfBusy } from './auditRunner';
+import type { AuditNode, AuditsTree } from './auditsTree';
+import { pickAuditData } from './dataPicker';
+import { COMMANDS, INSPECTOR_VIEW_TYPE } from './ids';
+import { log, showError } from './log';
+import { buildAuditOptions, normalizeThresholds, type DataChoice } from './options';
+import type { Panels } from './panels';
+import { REPORT_FILE, readReport, repairedModelPath, reportPath } from './reports';
+import { revealPath } from './reveal';
+import { auditDir, readSettings } from './settings';
+
+/** Extra arguments of backdoorAudit.audit, for scripts and tests (skip the pickers). */
+export interface AuditArgs {
+  data?: DataChoice;
+  thresholds?: number[];
+  ifBusy?: IfBusy;
+  /** open the report panel when done (default true) */
+  open?: boolean;
+}
+
+const DEMO_MODEL = 'bd_net.h5';
+const DEMO_DATA: DataChoice = { cleanValid: 'valid.h5', poisonedValid: 'bd_valid.h5', cleanTest: 'test.h5', poisonedTest: 'bd_test.h5' };
+
+export class Actions {
+  constructor(
+    private readonly ctx: vscode.ExtensionContext,
+    private readonly runner: AuditRunner,
+    private readonly panels: Panels,
+    private readonly tree: AuditsTree,
+  ) {}
+
+  /** The model the command is about: the explorer selection, the active inspector, or a file picker. */
+  private async modelFrom(arg: unknown, verb: string): Promise<string | undefined> {
+    if (arg instanceof vscode.Uri) return this.fileOnly(arg);
+    const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+    if (tab instanceof vscode.TabInputCustom && tab.viewType === INSPECTOR_VIEW_TYPE) return this.fileOnly(tab.uri);
+    const picked = await vscode.window.showOpenDialog({
+      title: `Choose a Keras model to ${verb}`, canSelectMany: false,
+      filters: { 'Keras models': ['h5', 'keras'] }, openLabel: verb[0].toUpperCase() + verb.slice(1),
+    });
+    return picked?.[0] ? this.fileOnly(picked[0]) : undefined;
+  }
+
+  private fileOnly(uri: vscode.Uri): string | undefined {
+    if (uri.scheme === 'file') return uri.fsPath;
+    void vscode.window.showErrorMessage(`Backdoor Audit reads models from disk only; ${uri.toString()} is not a local file.`);
+    return undefined;
+  }
+
+  async inspect(arg?: unknown): Promise<void> {
+    const model = await this.modelFrom(arg, 'inspect');
+    if (model) await vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(model), INSPECTOR_VIEW_TYPE);
+  }
+
+  /**
+   * Audits run a worker over workspace files, so they need a trusted workspace; inspecting
+   * only reads a file and works in restricted mode.
+   */
+  private async requireTrust(): Promise<boolean> {
+    if (vscode.workspace.isTrusted) return true;
+    const manage = 'Manage Workspace Trust';
+    const pick = await vscode.window.showWarningMessage(
+      'Auditing runs a worker process on the files of this workspace, so it needs a trusted workspace. (Inspecting models works without trust.)',
+      manage,
+    );
+    if (pick === manage) await vscode.commands.executeCommand('workbench.trust.manage');
+    return false;
+  }
+
+  /** Audit for Backdoors…: returns the audit folder when an audit finished. */
+  async audit(arg?: unknown, args: AuditArgs = {}): Promise<string | undefined> {
+    if (!(await this.requireTrust())) return undefined;
+    const model = await this.modelFrom(arg, 'audit');
+    if (!model) return undefined;
+    const settings = readSettings(vscode.Uri.file(model));
+    const data = args.data ?? (await pickAuditData(model, settings, this.ctx.workspaceState));
+    if (!data) return undefined;
+    let options: AuditOptions;
+    try {
+      options = buildAuditOptions(settings, model, data, auditDir(settings, model), args.thresholds);
+    } catch (err) {
+      void showError(`Cannot audit ${path.basename(model)}`, err);
+      return undefined;
+    }
+    return this.runAndShow(options, args);
+  }
+
+  /** The options the audit command would use for `model` and `data` (for tests and scripts). */
+  auditOptionsFor(model: string, data: DataChoice): AuditOptions {
+    const settings = readSettings(vscode.Uri.file(model));
+    return buildAuditOptions(settings, model, data, auditDir(settings, model));
+  }
+
+  private async runAndShow(options: AuditOptions, args: Pick<AuditArgs, 'ifBusy' | 'open'> = {}): Promise<string | undefined> {
+    const report = await this.runner.run(options, args.ifBusy);
+    if (!report) return undefined;
+    this.tree.refresh();
+    if (args.open !== false) {
+      try {
+        await this.panels.showAudit(options.out);
+      } catch (err) {
+        void showError('Could not open the audit report', err);
+      }
+    }
+    return options.out;
+  }
+
+  /**
+   * Runs the audit saved in `dir` again with its own model and data (paths in the report
+   * are resolved against the folder), optionally with other thresholds, into the same folder.
+   */
+  async rerun(dir: string, thresholds?: number[], ifBusy?: IfBusy): Promise<string | undefined> {
+    if (!(await this.requireTrust())) return undefined;
+    try {
+      const report = await readReport(dir);
+      const o = report.options;
+      const settings = readSettings(vscode.Uri.file(reportPath(dir, o.model)));
+      const data: DataChoice = { cleanValid: reportPath(dir, o.cleanValid) };
+      for (const slot of ['poisonedValid', 'cleanTest', 'poisonedTest'] as const) {
+        const f = o[slot];
+        if (f) data[slot] = reportPath(dir, f);
+      }
+      for (const f of [reportPath(dir, o.model), ...Object.values(data)]) {
+        if (!existsSync(f)) throw new Error(`Cannot re-run the audit in ${dir}: ${f} no longer exists`);
+      }
+      const options: AuditOptions = {
+        ...o, ...data, model: reportPath(dir, o.model), out: dir,
+        thresholds: normalizeThresholds(thresholds ?? o.thresholds),
+        // The machine may differ from the one that ran it: take today's backend and workers.
+        backend: settings.backend, workers: settings.workers, batchSize: settings.batchSize,
+      };
+      if (o.arch) options.arch = reportPath(dir, o.arch);
+      if (!options.backend) delete options.backend;
+      const out = await this.runAndShow(options, { ifBusy, open: false });
+      if (out) {
+        if (this.panels.isOpen(dir)) await this.panels.refresh(dir);
+        else await this.panels.showAudit(dir);
+      }
+      return out;
+    } catch (err) {
+      void showError('Re-run failed', err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Open Demo: the saved demo audit if there is one (bundled, or run earlier into
+   * globalStorage), else runs the audit of the bundled demo model into globalStorage
+   * (the extension's own folder may be read-only).
+   */
+  async openDemo(): Promise<string | undefined> {
+    const demo = path.join(this.ctx.extensionPath, 'demo');
+    const storage = path.join(this.ctx.globalStorageUri.fsPath, 'demo', `${DEMO_MODEL}.audit`);
+    const saved = [path.join(demo, `${DEMO_MODEL}.audit`), path.join(demo, 'audit'), storage]
+      .find((d) => existsSync(path.join(d, REPORT_FILE)));
+    if (saved) {
+      await this.panels.showAudit(saved);
+      return saved;
+    }
+    const model = path.join(demo, DEMO_MODEL);
+    const data: DataChoice = { cleanValid: path.join(demo, DEMO_DATA.cleanValid) };
+    for (const slot of ['poisonedValid', 'cleanTest', 'poisonedTest'] as const) {
+      const f = path.join(demo, DEMO_DATA[slot]!);
+      if (existsSync(f)) data[slot] = f;
+    }
+    for (const f of [model, data.cleanValid]) {
+      if (!existsSync(f)) {
+        void showError('Cannot open the demo', new Error(`The demo file ${f} is missing from the extension`));
+        return undefined;
+      }
+    }
+    mkdirSync(path.dirname(storage), { recursive: true });
+    const settings = readSettings();
+    log().info(`No saved demo audit; running the demo audit into ${storage}`);
+    return this.runAndShow(buildAuditOptions(settings, model, data, storage));
+  }
+
+  async openReport(node?: AuditNode | string): Promise<void> {
+    const dir = typeof node === 'string' ? node : node?.dir ?? (await this.pickAudit());
+    if (!dir) return;
+    try {
+      await this.panels.showAudit(dir);
+    } catch (err) {
+      void showError('Could not open the audit report', err);
+    }
+  }
+
+  /** On an audit: its folder; on a threshold row: that repaired model. */
+  async revealRepaired(node?: AuditNode): Promise<void> {
+    if (!node) return;
+    if (node.kind === 'drop') {
+      const file = repairedModelPath(node.dir, node.report, node.row.drop);
+      if (file && existsSync(file)) return revealPath(file);
+      void vscode.window.showWarningMessage(`No repaired model for the ${node.row.drop}% row in ${node.dir}.`);
+      return;
+    }
+    const first = node.kind === 'audit'
+      ? node.report.thresholds.map((t) => repairedModelPath(node.dir, node.report, t.drop)).find((f) => f && existsSync(f))
+      : undefined;
+    await revealPath(first ?? node.dir);
+  }
+
+  async rerunNode(node?: AuditNode): Promise<void> {
+    const dir = node?.dir ?? (await this.pickAudit());
+    if (dir) await this.rerun(dir);
+  }
+
+  refreshAudits(): void {
+    this.tree.refresh();
+  }
+
+  private async pickAudit(): Promise<string | undefined> {
+    const audits = (await this.tree.audits()).filter((n) => n.kind === 'audit');
+    if (!audits.length) {
+      void vscode.window.showInformationMessage('No saved audits found. Run "Audit for Backdoors…" on a model first.');
+      return undefined;
+    }
+    const pick = await vscode.window.showQuickPick(
+      audits.map((n) => ({ label: path.basename(n.kind === 'audit' ? n.report.model : n.dir), description: vscode.workspace.asRelativePath(n.dir), dir: n.dir })),
+      { title: 'Choose an audit' },
+    );
+    return pick?.dir;
+  }
+}
+
+/** Registers every command of package.json's `contributes.commands`. */
+export function registerCommands(actions: Actions): vscode.Disposable[] {
+  const wrap = (name: string, fn: (...args: any[]) => unknown) => vscode.commands.registerCommand(name, async (...args: unknown[]) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      void showError(`Command ${name} failed`, err);
+      return undefined;
+    }
+  });
+  return [
+    wrap(COMMANDS.inspect, (uri?: unknown) => actions.inspect(uri)),
+    wrap(COMMANDS.audit, (uri?: unknown, args?: AuditArgs) => actions.audit(uri, args && typeof args === 'object' && !Array.isArray(args) ? args : {})),
+    wrap(COMMANDS.openDemo, () => actions.openDemo()),
+    wrap(COMMANDS.showLog, () => log().show()),
+    wrap(COMMANDS.openReport, (node?: AuditNode | string) => actions.openReport(node)),
+    wrap(COMMANDS.revealRepaired, (node?: AuditNode) => actions.revealRepaired(node)),
+    wrap(COMMANDS.rerun, (node?: AuditNode) => actions.rerunNode(node)),
+    wrap(COMMANDS.refreshAudits, () => actions.refreshAudits()),
+  ];
+}

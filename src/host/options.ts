@@ -1,0 +1,103 @@
+// Turns the extension's settings into the engine's AuditOptions. Pure (no vscode):
+// settings.ts reads the raw values from the configuration and hands them here.
+import type { AuditOptions, Backend, RankBy, RankOrder } from '../protocol';
+import type { DataSlot } from './dataFiles';
+
+export const DEFAULT_THRESHOLDS = [2, 4, 10];
+export const DEFAULT_BATCH_SIZE = 256;
+
+export interface HostSettings {
+  thresholds: number[];
+  /** '' = let the engine pick the last convolution */
+  layer: string;
+  rankOrder: RankOrder;
+  rankBy: RankBy;
+  /** undefined = auto (the engine takes the fastest one installed) */
+  backend?: Backend;
+  batchSize: number;
+  /** 0 = one per core */
+  workers: number;
+  /** raw setting, may hold ${workspaceFolder}; '' = beside the model */
+  outputFolder: string;
+  fullSweep: boolean;
+  /** raw setting paths, may hold ${workspaceFolder}; '' = none */
+  defaultData: Record<DataSlot, string>;
+  target?: number;
+}
+
+export type DataChoice = { cleanValid: string } & Partial<Record<Exclude<DataSlot, 'cleanValid'>, string>>;
+
+/** Keeps valid drops (0 < t <= 100), sorted and without duplicates; falls back to the lab's. */
+export function normalizeThresholds(raw: unknown): number[] {
+  if (!Array.isArray(raw)) return [...DEFAULT_THRESHOLDS];
+  const ok = raw.filter((t): t is number => typeof t === 'number' && Number.isFinite(t) && t > 0 && t <= 100);
+  const unique = [...new Set(ok)].sort((a, b) => a - b);
+  return unique.length ? unique : [...DEFAULT_THRESHOLDS];
+}
+
+function oneOf<T extends string>(v: unknown, allowed: readonly T[], fallback: T): T {
+  return allowed.includes(v as T) ? (v as T) : fallback;
+}
+
+function intAtLeast(v: unknown, min: number, fallback: number): number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min ? v : fallback;
+}
+
+function str(v: unknown): string {
+  return typeof v === 'string' ? v.trim() : '';
+}
+
+/** "" or a non-negative whole number (the setting may be typed as a string in settings.json). */
+export function parseTarget(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v === 'string' && /^\s*\d+\s*$/.test(v)) return Number(v);
+  return undefined;
+}
+
+/** Settings as read from the configuration, made safe: wrong types fall back to defaults. */
+export function normalizeSettings(get: (key: string) => unknown): HostSettings {
+  const backend = oneOf(get('backend'), ['auto', 'tensorflow', 'wasm', 'cpu'] as const, 'auto');
+  return {
+    thresholds: normalizeThresholds(get('thresholds')),
+    layer: str(get('layer')),
+    rankOrder: oneOf(get('rankOrder'), ['increasing', 'decreasing'] as const, 'increasing'),
+    rankBy: oneOf(get('rankBy'), ['pool', 'conv'] as const, 'pool'),
+    backend: backend === 'auto' ? undefined : backend,
+    batchSize: intAtLeast(get('batchSize'), 1, DEFAULT_BATCH_SIZE),
+    workers: intAtLeast(get('workers'), 0, 0),
+    outputFolder: str(get('outputFolder')),
+    fullSweep: get('fullSweep') === true,
+    defaultData: {
+      cleanValid: str(get('defaultData.cleanValid')),
+      poisonedValid: str(get('defaultData.poisonedValid')),
+      cleanTest: str(get('defaultData.cleanTest')),
+      poisonedTest: str(get('defaultData.poisonedTest')),
+    },
+    target: parseTarget(get('target')),
+  };
+}
+
+/** The job the worker runs. `thresholds` overrides the setting (the webview's re-run). */
+export function buildAuditOptions(
+  s: HostSettings, model: string, data: DataChoice, out: string, thresholds?: number[],
+): AuditOptions {
+  const opts: AuditOptions = {
+    model,
+    cleanValid: data.cleanValid,
+    thresholds: thresholds ? normalizeThresholds(thresholds) : [...s.thresholds],
+    order: s.rankOrder,
+    rankBy: s.rankBy,
+    fullSweep: s.fullSweep,
+    out,
+    batchSize: s.batchSize,
+    workers: s.workers,
+  };
+  // Optional keys are left out rather than set to undefined: the options are saved in report.json.
+  if (data.poisonedValid) opts.poisonedValid = data.poisonedValid;
+  if (data.cleanTest) opts.cleanTest = data.cleanTest;
+  if (data.poisonedTest) opts.poisonedTest = data.poisonedTest;
+  if (s.layer) opts.layer = s.layer;
+  if (s.backend) opts.backend = s.backend;
+  if (s.target !== undefined) opts.target = s.target;
+  return opts;
+}
