@@ -132,3 +132,23 @@ test('worker: an audit through the child process; cancel leaves nothing; a kille
   assert.deepEqual(readdirSync(dir), ['audit']);
   assert.ok(!existsSync(path.join(dir, 'audit.partial')));
 });
+
+test('lab BadNet: the incremental frontier gives the same sweep and G numbers as full recomputation', { skip: needsShared }, async () => {
+  const dir = tmpDir();
+  const opts = (out: string) => base({
+    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'),
+    cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'),
+    cleanTest: lab('faces_clean.h5'), poisonedTest: lab('faces_sunglasses.h5'),
+    thresholds: [2, 30, 50], fullSweep: true, out,
+  });
+  const fast = await runAudit(opts(path.join(dir, 'a')), { shards: [new Shard()] });
+  process.env.BACKDOOR_AUDIT_NO_FRONTIER = '1';
+  try {
+    const plain = await runAudit(opts(path.join(dir, 'b')), { shards: [new Shard()] });
+    assert.deepEqual(fast.steps, plain.steps);
+    assert.deepEqual(fast.thresholds.map(({ repairedModel: _, ...t }) => t), plain.thresholds.map(({ repairedModel: _, ...t }) => t));
+    assert.deepEqual(fast.baseline, plain.baseline);
+  } finally {
+    delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
+  }
+});

@@ -253,7 +253,9 @@ export class Shard implements ShardApi {
   }
 
   async evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flaggedClass: number): Promise<EvalCounts> {
-    const { cachePoint, channels, fill, cacheShape } = this.plan;
+    const { cachePoint, channels } = this.plan;
+    // With a zero pruned value, B' needs only the kept channels' share of the frontier.
+    const fast = this.frontier?.zeroFill() ? this.frontier : undefined;
     const src = await openDataset(req.file, this.net.graph.inputShape, this.net.classes);
     const n = req.end - req.start;
     const labels = src.labels;
@@ -267,26 +269,17 @@ export class Shard implements ShardApi {
         const outs = this.net.run(x, [cachePoint, this.net.outputName]);
         const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
         bad.set(top.dataSync() as Int32Array, s - req.start);
-        const cached = outs.get(cachePoint)!.dataSync() as Float32Array;
-        tf.dispose([x, top, ...outs.values()]);
-        const fast = this.frontier?.zeroFill() ? this.frontier : undefined;
+        const pooled = outs.get(cachePoint) as tf.Tensor4D;
+        const cached = pooled.dataSync() as Float32Array;
+        const rows = Array.from({ length: e - s }, (_, i) => i);
         masks.forEach((mask, k) => {
-          if (fast) {
-            const dropped = new Set(mask);
-            const kept = Array.from({ length: channels }, (_, i) => i).filter((i) => !dropped.has(i));
-            const t = tf.tensor4d(cached, [e - s, ...cacheShape] as [number, number, number, number]);
-            const pre = fast.preactivationsKept(t, kept);
-            t.dispose();
-            prunedPreds[k].set(fast.predict(pre, Array.from({ length: e - s }, (_, i) => i)), s - req.start);
-            return;
-          }
-          const buf = Float32Array.from(cached);
-          applyMask(buf, channels, mask, fill);
-          const t = tf.tensor4d(buf, [e - s, ...cacheShape] as [number, number, number, number]);
-          const p = tf.tidy(() => tf.argMax(this.net.run(undefined, [this.net.outputName], new Map([[cachePoint, t]])).get(this.net.outputName)!, -1));
-          prunedPreds[k].set(p.dataSync() as Int32Array, s - req.start);
-          tf.dispose([t, p]);
+          const dropped = new Set(mask);
+          const preds = fast
+            ? fast.predict(fast.preactivationsKept(pooled, [...Array(channels).keys()].filter((c) => !dropped.has(c))), rows)
+            : this.predictRows(cached, rows, mask);
+          prunedPreds[k].set(preds, s - req.start);
         });
+        tf.dispose([x, top, ...outs.values()]);
         await yieldToEvents();
       }
     } finally {
