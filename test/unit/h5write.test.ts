@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import h5wasm from 'h5wasm/node';
-import { writeDatasetH5, writeKerasModelH5, type LayerWeights } from '../../src/core/h5/write.ts';
+import { writeDatasetH5, writeKerasModelH5, type LayerWeights } from '../../src/core/h5/write';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.resolve(repoRoot, '../shared/fixtures/lab-badnet');

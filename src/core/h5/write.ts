@@ -17,7 +17,9 @@
 // loaders accept either (they call .decode() only where the value has it).
 // One difference h5wasm cannot avoid: it builds UTF-8 strings from
 // H5T_FORTRAN_S1, so the two UTF-8 root attributes carry strpad SPACEPAD where
-// h5py writes NULLTERM. The pad is not used for variable-length strings.
+// h5py writes NULLTERM. The pad is not used for variable-length strings: h5py
+// 3.7 (HDF5 1.10.8) reads a round-trip of the fixture with the same types and
+// values as the original, apart from that one field.
 import h5wasm from 'h5wasm/node';
 import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync, statSync } from 'node:fs';
@@ -75,8 +77,8 @@ export async function writeKerasModelH5(
 
 /**
  * Lab dataset layout: `data` (N,3,H,W) or (N,H,W,C) with the given dtype,
- * `label` (N,) float64 (or omit). gzip compression + chunks by rows where
- * asked. Temp name + rename.
+ * `label` (N,) float64 (or omit). `compression` is a gzip level (1-9): then
+ * `data` is chunked by whole rows. Temp name + rename.
  */
 export async function writeDatasetH5(
   file: string,
