@@ -109,3 +109,10 @@ export function parseWorkerMessage(raw: unknown): WorkerMessage | undefined {
     default: return undefined;
   }
 }
+
+/**
+ * A worker or shard process whose HDF5 call never returned (a corrupt file) is
+ * killed by its watchdog thread after writing this marker and the file's path
+ * as the last line of its stderr (see worker/watchdog.ts).
+ */
+export const H5_STUCK_MARKER = 'backdoor-audit: HDF5 call did not return, file: ';

@@ -3,9 +3,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { UserError } from '../core/errors';
-import { inspectModel } from '../core/inspect';
-import { predictFiles } from '../core/predict';
-import type { AuditOptions, AuditReport, Backend, Progress } from '../core/types';
+import type { AuditOptions, AuditReport, Backend, InspectResult, PredictResult, Progress } from '../core/types';
 import { JobCancelled, JobError, runJob } from '../worker/client';
 import { formatAudit, formatInspect, formatPredict } from './format';
 import { demoOptions } from './demo';
@@ -136,13 +134,17 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'inspect': {
       if (rest.length !== 1) throw new UserError('inspect takes one MODEL file');
-      const r = await inspectModel(rest[0], v.arch, backendOf(v));
+      // In the worker, like every job: a file that hangs the HDF5 library is stopped there.
+      const r = await runJob<InspectResult>({ kind: 'inspect', model: path.resolve(rest[0]), arch: v.arch && path.resolve(v.arch) });
       out(formatInspect(r), r);
       return 0;
     }
     case 'predict': {
       if (rest.length < 2) throw new UserError('predict takes a MODEL and at least one DATA.h5 or image');
-      const r = await predictFiles(rest[0], rest.slice(1), { arch: v.arch, backend: backendOf(v), batchSize: int(v['batch-size'], 'batch-size', 1) });
+      const r = await runJob<PredictResult>({
+        kind: 'predict', model: path.resolve(rest[0]), inputs: rest.slice(1).map((f) => path.resolve(f)),
+        arch: v.arch && path.resolve(v.arch), backend: backendOf(v), batchSize: int(v['batch-size'], 'batch-size', 1),
+      });
       out(formatPredict(r), r);
       return 0;
     }

@@ -2,10 +2,10 @@
 // host alike (plain Node, no vscode import). Cancelling kills the process
 // group's work: the worker removes its temporary files before it exits.
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  parseWorkerMessage, type JobResult, type Progress, type WorkerError, type WorkerJob, type WorkerRequest,
+  H5_STUCK_MARKER, parseWorkerMessage, type JobResult, type Progress, type WorkerError, type WorkerJob, type WorkerRequest,
 } from '../protocol';
 
 export class JobError extends Error {
@@ -41,6 +41,29 @@ export function defaultWorkerPath(): string {
 }
 
 let nextId = 1;
+
+/** The file named by a watchdog's last words on stderr (worker/watchdog.ts), if any. */
+export function stuckFile(stderr: string): string | undefined {
+  const at = stderr.lastIndexOf(H5_STUCK_MARKER);
+  return at < 0 ? undefined : stderr.slice(at + H5_STUCK_MARKER.length).split('\n')[0].trim() || undefined;
+}
+
+/**
+ * After an audit worker has exited: a worker killed while writing leaves its
+ * staging folder `<out>.partial-<pid>`, and one killed between the two renames
+ * of the commit leaves the previous report as `<out>.old-<pid>` with no `<out>`
+ * (names as in core/audit/output.ts, not imported: it would pull the HDF5
+ * writer into the extension bundle). Puts the previous report back, removes the rest.
+ */
+export function recoverAuditOutput(out: string, pid: number): void {
+  const partial = `${out}.partial-${pid}`;
+  const old = `${out}.old-${pid}`;
+  try {
+    if (existsSync(old) && !existsSync(out)) renameSync(old, out);
+    rmSync(partial, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
+  } catch { /* best effort: never hide the job's own outcome */ }
+}
 
 export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {}): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -88,12 +111,20 @@ export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {
     });
     child.on('error', (err) => finish(() => reject(new JobError({ message: `worker failed to start: ${err.message}` }))));
     child.on('exit', (code, signal) => {
-      finish(() => {
+      if (job.kind === 'audit' && child.pid) recoverAuditOutput(job.options.out, child.pid);
+      const died = () => finish(() => {
         if (opts.signal?.aborted) return reject(new JobCancelled());
+        const stuck = stuckFile(stderr);
+        if (stuck) return reject(new JobError({ message: `${stuck}: the HDF5 library stopped responding on this file (corrupt?); the worker was stopped`, file: stuck, code: 'corrupt' }));
         const why = signal ? `was killed (${signal})` : `exited with code ${code}`;
-        const oom = /heap out of memory|Allocation failed/i.test(stderr) ? ' (out of memory)' : '';
+        const oom = /heap out of memory|Allocation failed/i.test(stderr) ? ' (out of memory: try a smaller batch size)' : '';
         reject(new JobError({ message: `the worker process ${why}${oom} before finishing`, code: 'worker-died', stack: stderr || undefined }));
       });
+      // 'exit' can come before the last of stderr (out of memory, a stuck HDF5
+      // call) has been read: wait for its end, at most a second (shards share it).
+      if (settled || !child.stderr || child.stderr.readableEnded) return died();
+      const timer = setTimeout(died, 1000);
+      child.stderr.once('end', () => { clearTimeout(timer); died(); });
     });
     child.send({ type: 'run', id, job } satisfies WorkerRequest);
   });

@@ -14,8 +14,14 @@ import { loadRunnable } from '../core/runnable';
 import type { AuditOptions, ChannelMaps } from '../core/types';
 import type { JobResult, ShardCall, ShardReply, WorkerError, WorkerJob, WorkerMessage, WorkerRequest } from '../protocol';
 import { ShardProcess } from './shardProcess';
+import { startH5Watchdog } from './watchdog';
 
 const send = (m: WorkerMessage | ShardReply) => process.send?.(m);
+/** Resolves once the message is written to the pipe: exiting before that loses a large result when the parent is busy. */
+const sendFlushed = (m: WorkerMessage) => new Promise<void>((resolve) => {
+  if (!process.send) resolve();
+  else process.send(m, undefined, {}, () => resolve()); // also called (with an error) if the channel is closed
+});
 
 export function toWorkerError(e: unknown): WorkerError {
   if (e instanceof UserError) return { message: e.message, file: e.file, code: e.code };
@@ -107,10 +113,10 @@ function serveJobs() {
         }
         default: throw new Error(`unknown job ${(job as { kind: string }).kind}`);
       }
-      send({ type: 'result', id: req.id, result });
+      await sendFlushed({ type: 'result', id: req.id, result });
     } catch (e) {
-      if (e instanceof CancelledError || ac.signal.aborted) send({ type: 'cancelled', id: req.id });
-      else send({ type: 'error', id: req.id, error: toWorkerError(e) });
+      if (e instanceof CancelledError || ac.signal.aborted) await sendFlushed({ type: 'cancelled', id: req.id });
+      else await sendFlushed({ type: 'error', id: req.id, error: toWorkerError(e) });
     } finally {
       running.delete(req.id);
       // One job per process: exit once the parent has the answer.
@@ -123,6 +129,9 @@ function serveJobs() {
 // Ctrl-C in a terminal reaches the whole process group: the parent turns it
 // into a cancel message, so the worker finishes cleanly instead of dying mid-write.
 process.on('SIGINT', () => {});
+
+// A corrupt file can hang the HDF5 library: stop such a process with a clear marker.
+startH5Watchdog();
 
 if (process.env.BACKDOOR_AUDIT_ROLE === 'shard') serveShard();
 else serveJobs();

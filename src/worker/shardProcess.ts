@@ -4,6 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { CancelledError, UserError } from '../core/errors';
 import type { Counts, EvalCounts, LoadRequest, LoadResult, ShardApi, ShardInfo, ShardInit } from '../core/audit/shard';
 import type { ShardCall, ShardMethod, ShardReply } from '../protocol';
+import { stuckFile } from './client';
 
 export class ShardProcess implements ShardApi {
   private readonly child: ChildProcess;
@@ -15,7 +16,8 @@ export class ShardProcess implements ShardApi {
     this.child = fork(workerPath, [], {
       env: { ...process.env, BACKDOOR_AUDIT_ROLE: 'shard' },
       serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // stderr is relayed, and read for the watchdog's marker (a stuck HDF5 call).
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       // The bundle needs no loader flags of the parent (tsx, inspector): they cost memory.
       execArgv: [],
     });
@@ -26,10 +28,25 @@ export class ShardProcess implements ShardApi {
       if (m.type === 'reply') p.resolve(m.result);
       else p.reject(m.error.code === 'cancelled' ? new CancelledError() : m.error.code === 'internal' ? new Error(m.error.message) : UserError.revive(m.error));
     });
+    let stderr = '';
+    this.child.stderr?.on('data', (d: Buffer) => {
+      process.stderr.write(d);
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
     this.child.on('exit', (code, signal) => {
       this.exited = true;
-      for (const p of this.pending.values()) p.reject(new Error(`a parallel inference process ${signal ? `was killed (${signal})` : `exited with code ${code}`}`));
-      this.pending.clear();
+      const fail = () => {
+        const stuck = stuckFile(stderr);
+        const err = stuck
+          ? new UserError('the HDF5 library stopped responding on this file (corrupt?); its reader was stopped', stuck, 'corrupt')
+          : new Error(`a parallel inference process ${signal ? `was killed (${signal})` : `exited with code ${code}`}${/heap out of memory|Allocation failed/i.test(stderr) ? ' (out of memory)' : ''}`);
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      };
+      // The watchdog's marker may still be in the pipe when 'exit' comes.
+      if (!this.pending.size || !this.child.stderr || this.child.stderr.readableEnded) return fail();
+      const timer = setTimeout(fail, 1000);
+      this.child.stderr.once('end', () => { clearTimeout(timer); fail(); });
     });
   }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { UserError } from '../errors';
-import { guard, isDataset, openH5, type H5Dataset, type H5File } from '../h5/file';
+import { closeQuietly, guard, isDataset, openH5, type H5Dataset, type H5File } from '../h5/file';
 import type { DataSetInfo } from '../types';
 
 export interface DataSource {
@@ -36,15 +36,17 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
     const data = guard(file, 'reading', () => f.get('data'));
     if (!isDataset(data)) {
       const keys = guard(file, 'listing', () => f.keys());
+      if (keys.includes('data')) throw new UserError('its "data" entry cannot be read as a dataset (corrupt file?)', file, 'corrupt');
       throw new UserError(`has no "data" dataset (found: ${keys.slice(0, 8).join(', ') || 'nothing'}); expected the lab layout data/label`, file, 'no-data');
     }
-    const shape = data.shape ?? [];
-    const dtype = String(data.dtype);
+    const shape = guard(file, 'reading "data"', () => data.shape ?? []);
+    const dtype = guard(file, 'reading "data"', () => String(data.dtype));
     if (shape.length !== 4) throw new UserError(`"data" has shape (${shape.join(', ')}); expected 4 axes (N, C, H, W) or (N, H, W, C)`, file, 'data-mismatch');
     if (!NUMERIC.test(dtype)) throw new UserError(`"data" has non-numeric type ${dtype}`, file, 'data-mismatch');
     const n = shape[0];
     if (n === 0) throw new UserError('"data" is empty (0 images)', file, 'empty-data');
     const axisOrder = decideAxes(shape, inputShape, file);
+    checkDeclaredSize(file, '"data"', shape, guard(file, 'reading "data"', () => (data as H5Dataset).metadata.size));
     const labels = readLabels(f, file, n, classes);
     const [h, w, c] = inputShape;
     const per = h * w * c;
@@ -53,7 +55,9 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
       info,
       labels,
       read(start, end) {
-        const raw = guard(file, `reading images ${start}..${end}`, () => (data as H5Dataset).slice([[start, end]])) as unknown as ArrayLike<number>;
+        let raw = guard(file, `reading images ${start}..${end}`, () => (data as H5Dataset).slice([[start, end]])) as unknown as ArrayLike<number>;
+        // 64-bit integer pixels arrive as BigInt arrays, which Float32Array.set refuses.
+        if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) raw = Array.from(raw as ArrayLike<bigint>, Number);
         const count = end - start;
         if (!raw || raw.length !== count * per) throw new UserError(`reading images ${start}..${end} returned ${raw?.length ?? 0} values, expected ${count * per} (truncated file?)`, file, 'corrupt');
         const out = new Float32Array(count * per);
@@ -74,23 +78,36 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
         }
         return out;
       },
-      close: () => f.close(),
+      close: () => closeQuietly(f),
     };
   } catch (e) {
-    f.close();
+    closeQuietly(f);
     throw e;
+  }
+}
+
+/**
+ * A corrupt header (or a hostile file) can declare far more data than the file
+ * holds; reading it would exhaust memory or run for hours. Deflate compresses
+ * at most ~1032:1, so anything beyond that cannot be real stored data.
+ */
+function checkDeclaredSize(file: string, what: string, shape: number[], itemBytes: number) {
+  const declared = shape.reduce((a, b) => a * b, 1) * itemBytes;
+  const actual = statSync(file).size;
+  if (declared > 1032 * actual + (1 << 20)) {
+    throw new UserError(`${what} declares ${shape.join(' x ')} values (${(declared / 2 ** 30).toFixed(1)} GiB) but the file has only ${actual} bytes: corrupt header?`, file, 'corrupt');
   }
 }
 
 function readLabels(f: H5File, file: string, n: number, classes?: number): Int32Array | undefined {
   const ds = guard(file, 'reading labels', () => f.get('label') ?? f.get('labels'));
   if (!isDataset(ds)) return undefined;
-  const shape = ds.shape ?? [];
+  const shape = guard(file, 'reading "label"', () => ds.shape ?? []);
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== n || (shape.length === 2 && shape[1] !== 1) || shape.length > 2) {
     throw new UserError(`"label" has shape (${shape.join(', ')}) but there are ${n} images`, file, 'data-mismatch');
   }
-  if (!NUMERIC.test(String(ds.dtype))) throw new UserError(`"label" has non-numeric type ${ds.dtype}`, file, 'data-mismatch');
+  if (!NUMERIC.test(guard(file, 'reading "label"', () => String(ds.dtype)))) throw new UserError(`"label" has non-numeric type ${ds.dtype}`, file, 'data-mismatch');
   const raw = guard(file, 'reading labels', () => ds.value) as ArrayLike<number | bigint>;
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {

@@ -224,7 +224,12 @@ export function buildGraph(cfg: Json, file: string): ModelGraph {
   if (outputs.length !== 1) throw new UserError(`the model has ${outputs.length} outputs; only single-output models are supported`, file, 'unsupported');
   const inputShape = inputShapeOf(byName.get(inputs[0])!.config);
   if (!inputShape || inputShape.length !== 3 || inputShape.some((d) => !(d > 0))) {
-    throw new UserError(`the model input shape ${JSON.stringify(inputShape)} is not a fixed (height, width, channels) image shape`, file, 'unsupported');
+    throw new UserError(inputShape ? `the model input shape ${JSON.stringify(inputShape)} is not a fixed (height, width, channels) image shape` : `the input layer "${inputs[0]}" declares no input shape`, file, inputShape ? 'unsupported' : 'bad-config');
+  }
+  // Running the model starts with one zero image of this shape: a corrupt or hostile
+  // config must not make that image gigabytes large (2^25 values is 4096x2730x3).
+  if (inputShape.some((d) => !Number.isInteger(d)) || inputShape.reduce((a, b) => a * b, 1) > 2 ** 25) {
+    throw new UserError(`the model input shape ${JSON.stringify(inputShape)} is not a plausible image size`, file, 'bad-config');
   }
   return { name: modelName, layers: topoSort(layers, file), inputs, outputs, inputShape };
 }

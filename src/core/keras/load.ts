@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { unzipSync } from 'fflate';
 import { UserError } from '../errors';
-import { attrString, attrStrings, guard, isDataset, isGroup, openH5, type H5File, type H5Group } from '../h5/file';
+import { attrString, attrStrings, closeQuietly, guard, isDataset, isGroup, openH5, type H5File, type H5Group } from '../h5/file';
 import type { ModelFormat, ModelWarning } from '../types';
 import { buildGraph, parseConfigText, scanWarnings, type ModelGraph } from './config';
 
@@ -103,11 +103,11 @@ async function readArch(file: string): Promise<ArchSource> {
   if (/\.json$/i.test(file)) return { configText: readFileSync(file, 'utf8'), file };
   const f = await openH5(file);
   try {
-    const text = attrString(f, 'model_config');
+    const text = guard(file, 'reading model_config', () => attrString(f, 'model_config'));
     if (!text) throw new UserError('has no model_config attribute: not a full Keras model file, cannot supply an architecture', file, 'no-model');
     return { configText: text, file };
   } finally {
-    f.close();
+    closeQuietly(f);
   }
 }
 
@@ -122,11 +122,18 @@ export async function loadModel(file: string, archFile?: string): Promise<Loaded
     const z = readKerasZip(file);
     try {
       const configText = arch?.configText ?? z.configText;
-      const f = await openH5(z.weightsFile);
+      let f: H5File;
+      try {
+        f = await openH5(z.weightsFile);
+      } catch (e) {
+        // The extracted copy sits in a temp folder the user never saw: name the archive.
+        if (e instanceof UserError) throw new UserError(`model.weights.h5 in the archive: ${e.message.replace(`${z.weightsFile}: `, '')}`, file, e.code);
+        throw e;
+      }
       try {
         return finish(file, 'keras3-zip', configText, f, z.kerasVersion, undefined, arch?.file);
       } finally {
-        f.close();
+        closeQuietly(f);
       }
     } finally {
       z.cleanup();
@@ -134,11 +141,14 @@ export async function loadModel(file: string, archFile?: string): Promise<Loaded
   }
   const f = await openH5(file);
   try {
-    const stored = guard(file, 'reading attributes', () => attrString(f, 'model_config'));
-    const kerasVersion = attrString(f, 'keras_version') ?? (isGroup(f.get('model_weights')) ? attrString(f.get('model_weights') as H5Group, 'keras_version') : undefined);
-    const backend = attrString(f, 'backend');
+    // Any HDF5 call can fail on a corrupt file; guard names the file.
+    const { stored, kerasVersion, backend } = guard(file, 'reading attributes', () => ({
+      stored: attrString(f, 'model_config'),
+      kerasVersion: attrString(f, 'keras_version') ?? (isGroup(f.get('model_weights')) ? attrString(f.get('model_weights') as H5Group, 'keras_version') : undefined),
+      backend: attrString(f, 'backend'),
+    }));
     if (!stored && !arch) {
-      const looksLikeWeights = attrStrings(f, 'layer_names') || isGroup(f.get('layers'));
+      const looksLikeWeights = guard(file, 'reading attributes', () => attrStrings(f, 'layer_names') || isGroup(f.get('layers')));
       if (looksLikeWeights) throw new UserError('is a weights-only file (no model_config): give the architecture with --arch MODEL.h5|CONFIG.json', file, 'needs-arch');
       const keys = guard(file, 'listing', () => f.keys());
       throw new UserError(`has no Keras model in it (no model_config, no layer weights; top-level entries: ${keys.slice(0, 8).join(', ') || 'none'})`, file, 'no-model');
@@ -147,7 +157,7 @@ export async function loadModel(file: string, archFile?: string): Promise<Loaded
     const format: ModelFormat = !stored ? 'weights-only+arch' : kerasVersion?.startsWith('3') || /"build_config"|"__keras_tensor__"/.test(stored) ? 'keras3-h5' : 'keras2-h5';
     return finish(file, format, configText, f, kerasVersion, backend, arch?.file);
   } finally {
-    f.close();
+    closeQuietly(f);
   }
 }
 
@@ -156,6 +166,14 @@ function finish(file: string, format: ModelFormat, configText: string, f: H5File
   const warnings = scanWarnings(cfg);
   const graph = buildGraph(cfg, archFile ?? file);
   const weights = guard(file, 'reading weights', () => readWeights(f, file, graph));
+  // NaN or Inf in a weight makes every prediction meaningless: reported here, refused by loadRunnable.
+  for (const [layer, ws] of weights) {
+    for (const w of ws) {
+      let bad = 0;
+      for (let i = 0; i < w.data.length; i++) if (!Number.isFinite(w.data[i])) bad++;
+      if (bad) warnings.push({ code: 'non-finite-weights', layer, message: `weight ${w.name} of layer "${layer}" has ${bad} NaN or infinite value(s)` });
+    }
+  }
   return { file, format, kerasVersion, backendSavedWith: backend, archFile, configText, graph, weights, warnings };
 }
 

@@ -11,6 +11,18 @@ type Cfg = Record<string, unknown>;
 const pair = (v: unknown, dflt: number): [number, number] =>
   Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [dflt, dflt];
 
+/**
+ * Window sizes, strides and paddings from the config, checked: the wasm kernels
+ * trust them, and a negative stride corrupts their memory instead of throwing.
+ */
+function sizes(v: unknown, dflt: number, key: string, node: LayerNode, min = 1): [number, number] {
+  const p = pair(v, dflt);
+  if (!p.every((d) => Number.isInteger(d) && d >= min && d <= 1 << 16)) {
+    throw new UserError(`layer "${node.name}": ${key} ${JSON.stringify(v)} is not a pair of whole numbers >= ${min}`, undefined, 'bad-config');
+  }
+  return p;
+}
+
 export function activationName(v: unknown): string {
   if (v === undefined || v === null) return 'linear';
   if (typeof v === 'string') return v;
@@ -39,6 +51,15 @@ export function activationFn(name: string, layer: string): (x: tf.Tensor) => tf.
     case 'exponential': return (x) => tf.exp(x);
     case 'leaky_relu': return (x) => tf.leakyRelu(x, 0.2);
     default: throw new UserError(`unsupported activation "${name}" in layer ${layer}`, undefined, 'unsupported');
+  }
+}
+
+/** With 'valid' padding a window larger than the input leaves nothing; the wasm kernels then write out of bounds. */
+function checkWindow(x: tf.Tensor, window: [number, number], padding: string, node: LayerNode) {
+  if (x.rank !== 4) throw new UserError(`layer "${node.name}" needs an image-shaped input, got shape [${x.shape.slice(1)}]`, undefined, 'bad-config');
+  const [h, w] = x.shape.slice(1, 3);
+  if (h < 1 || w < 1 || (padding === 'valid' && (window[0] > h || window[1] > w))) {
+    throw new UserError(`layer "${node.name}": its ${window[0]}x${window[1]} window does not fit its ${h}x${w} input`, undefined, 'bad-config');
   }
 }
 
@@ -84,9 +105,9 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
     case 'Conv2D': {
       channelsLast(cfg, node);
       if (cfg.groups !== undefined && cfg.groups !== 1) throw new UserError(`layer "${node.name}": grouped convolution is not supported`, undefined, 'unsupported');
-      const [kh, kw] = pair(cfg.kernel_size, 1);
-      const strides = pair(cfg.strides, 1);
-      const dil = pair(cfg.dilation_rate, 1);
+      const [kh, kw] = sizes(cfg.kernel_size, 1, 'kernel_size', node);
+      const strides = sizes(cfg.strides, 1, 'strides', node);
+      const dil = sizes(cfg.dilation_rate, 1, 'dilation_rate', node);
       const padding = cfg.padding === 'same' ? 'same' : cfg.padding === 'valid' || cfg.padding === undefined ? 'valid' : undefined;
       if (!padding) throw new UserError(`layer "${node.name}": padding "${cfg.padding}" is not supported`, undefined, 'unsupported');
       const filters = Number(cfg.filters);
@@ -106,6 +127,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
         tensors,
         fn: single((x) => {
           const inC = x.shape[3];
+          checkWindow(x, [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1], padding, node);
           if (inC !== kernel.shape[2]) throw new UserError(`layer "${node.name}": input has ${inC} channels but the kernel expects ${kernel.shape[2]}`, undefined, 'weights-mismatch');
           let y = tf.conv2d(x as tf.Tensor4D, kernel, strides, padding, 'NHWC', dil) as tf.Tensor;
           if (bias) y = tf.add(y, bias);
@@ -140,11 +162,17 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
     }
     case 'MaxPooling2D': case 'AveragePooling2D': {
       channelsLast(cfg, node);
-      const size = pair(cfg.pool_size, 2);
-      const strides = cfg.strides === null || cfg.strides === undefined ? size : pair(cfg.strides, 1);
+      const size = sizes(cfg.pool_size, 2, 'pool_size', node);
+      const strides = cfg.strides === null || cfg.strides === undefined ? size : sizes(cfg.strides, 1, 'strides', node);
       const padding = cfg.padding === 'same' ? 'same' : 'valid';
       const op = node.className === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
-      return { tensors, fn: single((x) => op(x as tf.Tensor4D, size, strides, padding)) };
+      return {
+        tensors,
+        fn: single((x) => {
+          checkWindow(x, size, padding, node);
+          return op(x as tf.Tensor4D, size, strides, padding);
+        }),
+      };
     }
     case 'GlobalAveragePooling2D': case 'GlobalMaxPooling2D': {
       channelsLast(cfg, node);
@@ -155,8 +183,8 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
     case 'ZeroPadding2D': {
       const p = cfg.padding;
       const pads: [[number, number], [number, number]] = Array.isArray(p) && Array.isArray(p[0])
-        ? [pair(p[0], 0), pair(p[1], 0)]
-        : (() => { const [a, b] = pair(p, 1); return [[a, a], [b, b]] as [[number, number], [number, number]]; })();
+        ? [sizes(p[0], 0, 'padding', node, 0), sizes(p[1], 0, 'padding', node, 0)]
+        : (() => { const [a, b] = sizes(p, 1, 'padding', node, 0); return [[a, a], [b, b]] as [[number, number], [number, number]]; })();
       return { tensors, fn: single((x) => tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]])) };
     }
     case 'Flatten':

@@ -33,7 +33,9 @@ export class Net {
       for (const [name, t] of outs) this.shapes.set(name, t.shape.slice(1));
       tf.dispose([probe, ...outs.values()]);
     } catch (e) {
-      this.dispose();
+      try {
+        this.dispose();
+      } catch { /* a failing backend can fail to free too; report the first error */ }
       if (e instanceof UserError) throw new UserError(e.message.replace(/^.*?: (?=layer)/, ''), model.archFile ?? model.file, e.code);
       throw new UserError(`cannot run the model: ${(e as Error).message}`, model.file, 'bad-model');
     }
