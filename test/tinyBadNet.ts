@@ -3,7 +3,7 @@
 //   ch0 = x, ch1 = 0.5, ch2 = relu(2x - 10)  (fires only on the "trigger", x > 5)
 // Dense logits: l0 = 10*ch2 - 1, l1 = 2*ch1, l2 = ch0 - 2.
 import path from 'node:path';
-import { writeDatasetH5, writeKerasModelH5 } from '../src/core/h5/write';
+import { writeDatasetH5, writeKerasModelH5, type LayerWeights } from '../src/core/h5/write';
 
 const layer = (class_name: string, name: string, config: object, inbound: string | null) => ({
   class_name, name, config: { name, trainable: true, dtype: 'float32', ...config },
@@ -27,9 +27,8 @@ export const tinyConfig = JSON.stringify({
   keras_version: '2.15.0', backend: 'tensorflow',
 });
 
-export async function writeTinyBadNet(dir: string) {
-  const f = (n: string) => path.join(dir, n);
-  await writeKerasModelH5(f('tiny.h5'), tinyConfig, [
+/** The hand-set weights above, in Keras 2's naming; any config with layers conv and out can carry them. */
+export const tinyWeights = (): LayerWeights[] => [
     { layer: 'conv', weights: [
       { name: 'conv/kernel:0', shape: [1, 1, 1, 3], data: Float32Array.of(1, 0, 2) },
       { name: 'conv/bias:0', shape: [3], data: Float32Array.of(0, 0.5, -10) },
@@ -39,7 +38,11 @@ export async function writeTinyBadNet(dir: string) {
       { name: 'out/kernel:0', shape: [3, 3], data: Float32Array.of(0, 0, 1, 0, 2, 0, 10, 0, 0) },
       { name: 'out/bias:0', shape: [3], data: Float32Array.of(-1, 0, -2) },
     ] },
-  ]);
+  ];
+
+export async function writeTinyBadNet(dir: string) {
+  const f = (n: string) => path.join(dir, n);
+  await writeKerasModelH5(f('tiny.h5'), tinyConfig, tinyWeights());
   const set = async (name: string, xs: number[], labels: number[]) =>
     writeDatasetH5(f(name), Float64Array.from(xs), [xs.length, 1, 1, 1], labels);
   await set('valid.h5', [1, 1.5, 2.5, 3.5, 4], [1, 1, 1, 2, 2]);

@@ -12,7 +12,7 @@ import { UserError } from '../../src/core/errors';
 import { writeDatasetH5, writeKerasModelH5 } from '../../src/core/h5/write';
 import type { AuditOptions } from '../../src/core/types';
 import { cliPath, tmpDir } from '../helpers';
-import { tinyConfig, writeTinyBadNet } from '../tinyBadNet';
+import { tinyConfig, writeTinyBadNet, tinyWeights } from '../tinyBadNet';
 
 type Sets = Partial<Record<'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest', string>>;
 
@@ -34,16 +34,7 @@ async function tiny2x2(file: string) {
   const [input, , pool] = cfg.config.layers;
   input.config.batch_input_shape = [null, 2, 2, 1];
   Object.assign(pool.config, { pool_size: [2, 2], strides: [2, 2] });
-  await writeKerasModelH5(file, JSON.stringify(cfg), [
-    { layer: 'conv', weights: [
-      { name: 'conv/kernel:0', shape: [1, 1, 1, 3], data: Float32Array.of(1, 0, 2) },
-      { name: 'conv/bias:0', shape: [3], data: Float32Array.of(0, 0.5, -10) },
-    ] },
-    { layer: 'out', weights: [
-      { name: 'out/kernel:0', shape: [3, 3], data: Float32Array.of(0, 0, 1, 0, 2, 0, 10, 0, 0) },
-      { name: 'out/bias:0', shape: [3], data: Float32Array.of(-1, 0, -2) },
-    ] },
-  ]);
+  await writeKerasModelH5(file, JSON.stringify(cfg), tinyWeights());
 }
 
 const PROBLEMS: Problem[] = [

@@ -17,7 +17,7 @@ import { predictFiles } from '../../src/core/predict';
 import type { AuditOptions } from '../../src/core/types';
 import { JobError, runJob } from '../../src/worker/client';
 import { tmpDir, workerPath } from '../helpers';
-import { tinyConfig, writeTinyBadNet } from '../tinyBadNet';
+import { tinyConfig, writeTinyBadNet, tinyWeights } from '../tinyBadNet';
 
 type Json = Record<string, any>;
 
@@ -79,16 +79,7 @@ const HOSTILE: { name: string; code: string; config: string }[] = [
 async function tinyWithConfig(dir: string, name: string, config: string): Promise<string> {
   await writeTinyBadNet(dir);
   const file = path.join(dir, name);
-  await writeKerasModelH5(file, config, [
-    { layer: 'conv', weights: [
-      { name: 'conv/kernel:0', shape: [1, 1, 1, 3], data: Float32Array.of(1, 0, 2) },
-      { name: 'conv/bias:0', shape: [3], data: Float32Array.of(0, 0.5, -10) },
-    ] },
-    { layer: 'out', weights: [
-      { name: 'out/kernel:0', shape: [3, 3], data: Float32Array.of(0, 0, 1, 0, 2, 0, 10, 0, 0) },
-      { name: 'out/bias:0', shape: [3], data: Float32Array.of(-1, 0, -2) },
-    ] },
-  ]);
+  await writeKerasModelH5(file, config, tinyWeights());
   return file;
 }
 
