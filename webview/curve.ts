@@ -133,17 +133,20 @@ export function pruningCurve(report: AuditReport): HTMLElement {
       prevY = y;
       ctx.fillText(`−${drop(th.drop)}%`, PAD.l + plotW() + 6, y);
     }
-    // labels of the verticals, staggered so close thresholds stay legible
+    // labels of the verticals: thresholds reached at the same step share one label
+    // ("2/4/10%"), and close labels alternate between two rows, which fit above the plot
+    const atStep = new Map<number, number[]>();
+    for (const th of thresholds.filter((x) => x.reached)) atStep.set(th.pruned, [...(atStep.get(th.pruned) ?? []), th.drop]);
     let lastX = -Infinity;
     let row = 0;
-    for (const th of thresholds.filter((x) => x.reached)) {
-      const x = X(th.pruned);
-      row = x - lastX < 34 ? row + 1 : 0;
+    for (const [pruned, drops] of atStep) {
+      const x = X(pruned);
+      row = x - lastX < 34 ? 1 - row : 0;
       lastX = x;
       ctx.fillStyle = t.threshold;
       ctx.textAlign = 'center';
       ctx.textBaseline = 'bottom';
-      ctx.fillText(`${drop(th.drop)}%`, x, PAD.t - 3 - row * 11);
+      ctx.fillText(`${drops.map(drop).join('/')}%`, x, PAD.t - 3 - row * 10);
     }
 
     if (hasAttack) line(ctx, t.attack, (p) => p.attack);

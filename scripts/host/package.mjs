@@ -14,7 +14,9 @@ execFileSync(process.execPath, ['scripts/build.mjs', '--minify'], { cwd: repoRoo
 const vsce = path.join(repoRoot, 'node_modules', '@vscode', 'vsce', 'vsce');
 const args = [vsce, 'package', '--no-dependencies', '--out', out];
 // Without these vsce stops to ask y/N, which fails with no stdin (CI).
-if (!pkg.repository) args.push('--allow-missing-repository');
+// Without a repository vsce cannot rewrite README's relative links (the screenshots)
+// to absolute URLs and refuses to package: keep them relative.
+if (!pkg.repository) args.push('--allow-missing-repository', '--no-rewrite-relative-links');
 if (!['LICENSE', 'LICENSE.md', 'LICENSE.txt'].some((f) => existsSync(path.join(repoRoot, f)))) args.push('--skip-license');
 const r = spawnSync(process.execPath, args, { cwd: repoRoot, stdio: 'inherit' });
 if (r.status !== 0) process.exit(r.status ?? 1);

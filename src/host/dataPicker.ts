@@ -25,7 +25,11 @@ async function workspaceH5Files(): Promise<string[]> {
 }
 
 function fileItem(file: string, detail?: string): Item {
-  return { label: path.basename(file), description: vscode.workspace.asRelativePath(file), detail, file };
+  // The relative path tells files of the same name apart; for a file at the top of the
+  // workspace it would only repeat the label.
+  const label = path.basename(file);
+  const relative = vscode.workspace.asRelativePath(file);
+  return { label, description: relative === label ? undefined : relative, detail, file };
 }
 
 function pickOne(title: string, step: number, items: Item[], active: Item | undefined, placeholder: string): Promise<Item | undefined> {

@@ -36,6 +36,8 @@ export interface CodeServer {
   userDataDir: string;
   extensionsDir: string;
   logFile: string;
+  /** pid of the server, which leads its process group (extension hosts and their workers are in it) */
+  pid: number;
   log(): string;
   stop(): Promise<void>;
 }
@@ -148,7 +150,7 @@ export async function startCodeServer(opts: ServerOptions = {}): Promise<CodeSer
     if (Date.now() > deadline) { const l = readLog(); await stop(); throw new Error(`code-server did not start in 60 s:\n${l}`); }
     await sleep(200);
   }
-  return { url, port, dir, userDataDir, extensionsDir, logFile, log: readLog, stop };
+  return { url, port, dir, userDataDir, extensionsDir, logFile, pid: proc.pid!, log: readLog, stop };
 }
 
 export async function launchBrowser(): Promise<Browser> {
@@ -249,8 +251,18 @@ async function findCommandRow(page: Page, title: string, timeoutMs: number): Pro
 
 /** Runs a command by its palette label (e.g. "Backdoor Audit: Inspect Model"). */
 export async function runCommand(page: Page, title: string, timeoutMs = 30_000): Promise<void> {
-  const row = await findCommandRow(page, title, timeoutMs);
-  await row.click();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const row = await findCommandRow(page, title, Math.max(1_000, deadline - Date.now()));
+    try {
+      await row.click({ timeout: 5_000 });
+      break;
+    } catch (err) {
+      // The palette closed under us (a panel an earlier command revealed took the focus):
+      // the command did not run, so open the palette again.
+      if (Date.now() > deadline) throw new Error(`could not run "${title}" from the palette: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
   // Let the palette go away, so a quick pick the command opens is not mistaken for it.
   const box = quickInput(page).locator('input');
   for (let i = 0; i < 50; i++) {
@@ -329,27 +341,121 @@ export async function fillQuickInput(page: Page, text: string, timeoutMs = 15_00
  */
 export async function pickFile(page: Page, absPath: string, timeoutMs = 15_000): Promise<void> {
   await waitForQuickInput(page, timeoutMs);
-  const box = quickInput(page).locator('input');
-  await box.fill(absPath);
-  // The dialog may first complete the path; wait for the input to settle, then accept.
-  await sleep(300);
-  await box.press('Enter');
-  // Some dialogs need a second Enter (OK) after the path resolves to a file.
-  await sleep(500);
-  if ((await quickInput(page).isVisible()) && (await box.inputValue()) === absPath) await box.press('Enter');
+  const widget = quickInput(page);
+  const box = widget.locator('input');
+  const title = widget.locator('.quick-input-title');
+  const deadline = Date.now() + timeoutMs;
+  // The dialog writes its start folder into the box once it has read it: a path typed
+  // before then is overwritten (and Enter on the folder says "Please select a file").
+  while (!(await box.inputValue()) && Date.now() < deadline) await sleep(50);
+  const dialogTitle = (await title.textContent()) ?? '';
+  // Gone, or replaced by whatever the command shows next (often a quick pick in the same widget).
+  const closed = async () => !(await widget.isVisible()) || ((await title.textContent()) ?? '') !== dialogTitle;
+  const closes = async (ms: number) => {
+    for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await closed()) return true;
+    return closed();
+  };
+  for (;;) {
+    await box.fill(absPath);
+    // The list follows the typed path; the file's row shows once it is resolved.
+    await widget.locator('.monaco-list-row', { hasText: path.basename(absPath) }).first()
+      .waitFor({ state: 'visible', timeout: 3_000 }).catch(() => undefined);
+    if ((await box.inputValue()) === absPath) {
+      await box.press('Enter');
+      if (await closes(2_000)) return;
+      // Some dialogs take a second Enter (OK) once the path resolves to a file.
+      if ((await box.inputValue()) === absPath) {
+        await box.press('Enter');
+        if (await closes(2_000)) return;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`the file dialog did not take ${absPath} (it shows "${await box.inputValue()}")`);
+  }
 }
 
-/** Waits for a notification toast whose text matches; returns its text. */
+// Notifications: with enable-smoke-test-driver (which the harness needs) VS Code
+// shows no toasts at all; every notification goes to the notification center only.
+// These helpers look at toasts first (for hosts without the driver) and otherwise
+// open the center with the bell in the status bar.
+
+const notificationCenter = (page: Page) => page.locator('.notifications-center');
+const toastOrCenterItem = (page: Page, text: string | RegExp) => page.locator(
+  '.notifications-toasts .notification-toast, .notifications-center .notification-list-item', { hasText: text },
+).first();
+
+/** Opens the notification center (a no-op when it is open) and returns it. */
+export async function openNotificationCenter(page: Page): Promise<Locator> {
+  const center = notificationCenter(page);
+  if (!(await center.isVisible())) {
+    await page.locator('#status\\.notifications').click();
+    await center.waitFor({ state: 'visible', timeout: 5_000 });
+  }
+  return center;
+}
+
+/** Closes the notification center when it is open. */
+export async function closeNotificationCenter(page: Page): Promise<void> {
+  const center = notificationCenter(page);
+  if (await center.isVisible()) {
+    await page.locator('#status\\.notifications').click();
+    await center.waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
+  }
+}
+
+/**
+ * Waits for a notification (toast, or item of the notification center, which is
+ * opened as needed: the center closes itself when its last item goes) whose text
+ * matches; returns its text.
+ */
 export async function waitForNotification(page: Page, text: string | RegExp, timeoutMs = 30_000): Promise<string> {
-  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
-  await toast.waitFor({ state: 'visible', timeout: timeoutMs });
-  return (await toast.textContent()) ?? '';
+  const deadline = Date.now() + timeoutMs;
+  const item = toastOrCenterItem(page, text);
+  for (;;) {
+    if (await item.isVisible()) return (await item.textContent()) ?? '';
+    if (Date.now() > deadline) throw new Error(`no notification matching ${String(text)} within ${timeoutMs} ms`);
+    if (!(await page.locator('.notifications-toasts .notification-toast').count())) {
+      await openNotificationCenter(page).catch(() => undefined);
+    }
+    await item.waitFor({ state: 'visible', timeout: 500 }).catch(() => undefined);
+  }
 }
 
-/** Clicks a button in the notification toast matching `text`. */
-export async function clickNotificationButton(page: Page, text: string | RegExp, button: string): Promise<void> {
-  const toast = page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
-  await toast.getByRole('button', { name: button }).click();
+/** Clicks a button (e.g. "Cancel" of a progress notification) in the notification matching `text`. */
+export async function clickNotificationButton(page: Page, text: string | RegExp, button: string, timeoutMs = 30_000): Promise<void> {
+  await waitForNotification(page, text, timeoutMs);
+  await toastOrCenterItem(page, text).getByRole('button', { name: button }).click({ timeout: 5_000 });
+}
+
+/**
+ * Right-clicks `name` in the explorer and picks `item` from the real context menu.
+ * Retries: the menu can open before the extension's menu contributions register.
+ */
+export async function explorerContextMenu(page: Page, name: string, item: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const row = page.locator('.explorer-folders-view .monaco-list-row', { has: page.locator('.label-name', { hasText: exactText(name) }) }).first();
+  const menu = page.locator('.context-view .monaco-menu');
+  for (;;) {
+    await row.waitFor({ state: 'visible', timeout: Math.max(1_000, deadline - Date.now()) });
+    await row.click({ button: 'right' });
+    await menu.waitFor({ state: 'visible', timeout: 5_000 });
+    const entry = menu.locator('.action-item', { has: page.locator('.action-label', { hasText: exactText(item) }) });
+    if (await entry.count()) {
+      // A click can be swallowed while the menu is still settling (it stays open,
+      // the item only highlighted); the highlighted item then takes Enter.
+      const hides = (ms: number) => menu.waitFor({ state: 'hidden', timeout: ms }).then(() => true, () => false);
+      await entry.first().click();
+      if (await hides(2_000)) return;
+      await entry.first().hover({ timeout: 2_000 }).catch(() => undefined);
+      if (await menu.isVisible()) await page.keyboard.press('Enter');
+      if (await hides(5_000)) return;
+      throw new Error(`the context menu of ${name} stayed open after choosing "${item}"`);
+    }
+    const seen = (await menu.locator('.action-label').allTextContents()).filter(Boolean);
+    await page.keyboard.press('Escape');
+    await menu.waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
+    if (Date.now() > deadline) throw new Error(`"${item}" not in the context menu of ${name} after ${timeoutMs} ms (it had: ${seen.join(', ')})`);
+    await sleep(500);
+  }
 }
 
 /**

@@ -1,0 +1,131 @@
+// A new user's audit, end to end in a real workbench (code-server + chromium), with
+// the extension in development mode and the lab fixtures copied into a temp workspace:
+// right-click the model in the explorer → "Audit for Backdoors…" → the four data
+// quick picks → progress notification → the audit view, whose charts are drawn and
+// whose table shows exactly the numbers of the report.json written to disk.
+// Also: cancelling from the progress notification leaves no report behind and no
+// worker running, and the audit then runs again to completion.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import {
+  clickNotificationButton, closeNotificationCenter, explorerContextMenu, extensionBuilt, hostUnavailableReason,
+  openNotificationCenter, repoRoot, waitForNotification, withWorkbench,
+} from './harness';
+import {
+  LAB_CLEAN, LAB_MODEL, LAB_POISONED, acceptDataStep, answerDataStep, assertChartsDrawn, assertTableMatchesReport,
+  labDir, needsLab, readReportJson, removeWorkspace, recordNotifications, seenTexts, tempWorkspace,
+  waitForAuditView, waitUntil, writeRepeatedData,
+} from './flows';
+
+const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build') ?? needsLab;
+const AUDIT_DIR = `${LAB_MODEL}.audit`;
+const lab = (f: string) => path.join(labDir, f);
+
+test('explorer context menu → data quick picks → progress → audit view matching report.json', { skip, timeout: 120_000 }, async () => {
+  const folder = tempWorkspace([lab(LAB_MODEL), lab(LAB_CLEAN), lab(LAB_POISONED)]);
+  try {
+    await withWorkbench('audit-flow', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {
+      await recordNotifications(page);
+      await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
+
+      // Type into each picker like a user; the titles say which data each step is for.
+      const titles = [
+        await answerDataStep(page, 1, 'faces_clean', LAB_CLEAN),
+        await answerDataStep(page, 2, 'sunglasses', LAB_POISONED),
+        await answerDataStep(page, 3, 'faces_clean', LAB_CLEAN),
+        await answerDataStep(page, 4, 'sunglasses', LAB_POISONED),
+      ];
+      assert.match(titles[0], /Audit bd_net_pruned45_keras2\.15\.h5: clean validation data/);
+      assert.match(titles[1], /poisoned validation data/);
+      assert.match(titles[2], /clean test data/);
+      assert.match(titles[3], /poisoned test data/);
+      // The progress notification lives in the notification center here (no toasts
+      // with the smoke-test driver): open it at once; the recorder keeps what it showed.
+      await openNotificationCenter(page);
+      const frame = await waitForAuditView(page, LAB_MODEL);
+      const seen = await seenTexts(page);
+      assert.ok(seen.some((t) => /^notification: Auditing bd_net_pruned45_keras2\.15\.h5/.test(t)),
+        `no "Auditing …" progress notification was shown; saw: ${JSON.stringify(seen)}`);
+      assert.ok(seen.some((t) => /^status bar: .*Auditing bd_net_pruned45_keras2\.15\.h5/.test(t)),
+        `no "Auditing …" status bar item was shown; saw: ${JSON.stringify(seen)}`);
+
+      const dir = path.join(folder, AUDIT_DIR);
+      assert.ok(existsSync(path.join(dir, 'report.json')), `no report.json in ${dir}`);
+      const report = readReportJson(dir);
+      assert.equal(report.model, path.join(folder, LAB_MODEL));
+      assert.equal(report.layer, 'conv_3');
+      await assertTableMatchesReport(frame, report);
+      const stats = await assertChartsDrawn(frame);
+      console.log(`charts: ${stats.map((s) => `${s.id} ${s.width}x${s.height} ${s.colours} colours`).join(', ')}`);
+    });
+  } finally {
+    removeWorkspace(folder);
+  }
+});
+
+test('cancelling from the progress notification leaves no report; the audit then runs to completion', { skip, timeout: 120_000 }, async () => {
+  const folder = tempWorkspace([lab(LAB_MODEL)]);
+  try {
+    // 3000 images each: long enough to cancel (seconds), small on disk (uint8).
+    await writeRepeatedData(lab(LAB_CLEAN), path.join(folder, 'many_clean_valid.h5'), 3000);
+    await writeRepeatedData(lab(LAB_POISONED), path.join(folder, 'many_bd_valid.h5'), 3000);
+    // One worker process: the run must not get short on a machine with many cores.
+    await withWorkbench('audit-cancel', {
+      extensionDevelopmentPath: repoRoot, folder, settings: { 'backdoorAudit.workers': 1 },
+    }, async ({ page, server }) => {
+      await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
+      await answerDataStep(page, 1, 'many_clean', 'many_clean_valid.h5');
+      await answerDataStep(page, 2, 'many_bd', 'many_bd_valid.h5');
+      await answerDataStep(page, 3, 'None');
+      await answerDataStep(page, 4, 'None');
+
+      // Cancel while the worker runs (the check below for its exit is then not vacuous).
+      await waitUntil('the audit worker to start', async () => workerPids(server.pid).length > 0, 15_000, 100);
+      const statusItem = page.locator('[id$="backdoorAudit.running"]');
+      await statusItem.waitFor({ state: 'visible', timeout: 5_000 });
+      await clickNotificationButton(page, /Auditing bd_net_pruned45_keras2\.15\.h5/, 'Cancel', 15_000);
+      await waitForNotification(page, `Audit of ${LAB_MODEL} cancelled.`, 15_000);
+      // The worker (and its shard processes) stop; nothing is left in the workspace.
+      await waitUntil('the worker processes to exit', async () => workerPids(server.pid).length === 0, 10_000);
+      await statusItem.waitFor({ state: 'hidden', timeout: 5_000 });
+      const left = readdirSync(folder).filter((f) => /audit|\.tmp|~/i.test(f));
+      assert.deepEqual(left, [], `files left in the workspace after cancelling: ${left.join(', ')}`);
+      assert.equal(await page.locator('.tab', { hasText: `Audit: ${LAB_MODEL}` }).count(), 0, 'an audit tab opened after cancelling');
+
+      // Again: the pickers now start on the choices remembered for this model.
+      await closeNotificationCenter(page);
+      await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
+      await acceptDataStep(page, 1, 'many_clean_valid.h5');
+      await acceptDataStep(page, 2, 'many_bd_valid.h5');
+      await acceptDataStep(page, 3, 'None');
+      await acceptDataStep(page, 4, 'None');
+      const frame = await waitForAuditView(page, LAB_MODEL);
+      const report = readReportJson(path.join(folder, AUDIT_DIR));
+      await assertTableMatchesReport(frame, report);
+      await assertChartsDrawn(frame);
+    });
+  } finally {
+    removeWorkspace(folder);
+  }
+});
+
+/** Worker processes (dist/worker.mjs, audit or shard) in the server's process group, from /proc. */
+function workerPids(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // stat: "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after the last ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgrp !== pgid) continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (/worker\.mjs/.test(cmdline)) pids.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
