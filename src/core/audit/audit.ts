@@ -17,29 +17,42 @@ export interface AuditHooks {
   signal?: AbortSignal;
 }
 
-/** Images per work item: small enough for smooth progress, large enough to batch well. */
-const CHUNK = 2048;
+/** Images per work item: small enough that no shard idles long at the end, large enough to batch well. */
+const CHUNK = 1024;
 
 type SetKey = 'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest';
 
-function chunks(count: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let s = 0; s < count; s += CHUNK) out.push([s, Math.min(count, s + CHUNK)]);
-  return out;
+interface Chunk { key: SetKey; file: string; start: number; end: number }
+
+/** Every set's images in chunks, all in one queue so the shards stay busy across sets. */
+function chunksOf(keys: SetKey[], data: Partial<Record<SetKey, DataSetInfo>>): Chunk[] {
+  return keys.flatMap((key) => {
+    const { file, count } = data[key]!;
+    const out: Chunk[] = [];
+    for (let s = 0; s < count; s += CHUNK) out.push({ key, file, start: s, end: Math.min(count, s + CHUNK) });
+    return out;
+  });
 }
 
 /** Runs `work` for every chunk, each shard taking the next chunk when free. */
-async function spread<T>(shards: ShardApi[], items: [number, number][], work: (sh: ShardApi, item: [number, number], i: number) => Promise<T>, onDone: (images: number) => void): Promise<T[]> {
+async function spread<T>(shards: ShardApi[], items: Chunk[], work: (sh: ShardApi, item: Chunk) => Promise<T>, onDone: (item: Chunk) => void): Promise<T[]> {
   const results: T[] = new Array(items.length);
   let next = 0;
   await Promise.all(shards.map(async (sh) => {
     while (next < items.length) {
       const i = next++;
-      results[i] = await work(sh, items[i], i);
-      onDone(items[i][1] - items[i][0]);
+      results[i] = await work(sh, items[i]);
+      onDone(items[i]);
     }
   }));
   return results;
+}
+
+/** Results grouped by set, in chunk order. */
+function bySet<T>(items: Chunk[], results: T[]): Partial<Record<SetKey, T[]>> {
+  const out: Partial<Record<SetKey, T[]>> = {};
+  items.forEach((c, i) => (out[c.key] ??= []).push(results[i]));
+  return out;
 }
 
 const add = (a: Counts, b: Counts): Counts => ({ count: a.count + b.count, correct: a.correct + b.correct, hits: a.hits + b.hits });
@@ -95,20 +108,15 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   const validTotal = validSets.reduce((a, k) => a + data[k]!.count, 0);
   let done = 0;
   const lowerStart = performance.now();
-  const loads: Partial<Record<SetKey, LoadResult[]>> = {};
   const sampleCount = opts.sampleMaps ?? 4;
-  for (const key of validSets) {
-    const d = data[key]!;
-    const items = chunks(d.count);
-    loads[key] = await spread(shards, items, (sh, [s, e], i) => {
-      check();
-      return sh.load({ set: key, file: d.file, start: s, end: e, samples: i === 0 ? sampleCount : 0, source: key === 'cleanValid' ? 'clean' : 'poisoned' });
-    }, (images) => {
-      done += images;
-      const secs = (performance.now() - lowerStart) / 1000;
-      report({ phase: 'lower-layers', message: `${key === 'cleanValid' ? 'clean' : 'poisoned'} validation data through ${plan.cachePoint}`, step: done, total: validTotal, imagesPerSecond: done / secs });
-    });
-  }
+  const validChunks = chunksOf(validSets, data);
+  const loads = bySet(validChunks, await spread(shards, validChunks, (sh, c) => {
+    check();
+    return sh.load({ set: c.key, file: c.file, start: c.start, end: c.end, samples: c.start === 0 ? sampleCount : 0, source: c.key === 'cleanValid' ? 'clean' : 'poisoned' });
+  }, (c) => {
+    done += c.end - c.start;
+    report({ phase: 'lower-layers', message: `validation data through ${plan.cachePoint}`, step: done, total: validTotal, imagesPerSecond: done / ((performance.now() - lowerStart) / 1000) });
+  }));
   endPhase('lower-layers');
 
   // ---- ranking and baseline
@@ -180,27 +188,24 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   // ---- test: B, each B'_X and each G_X, one pass over each test set
   const reached = thresholds.filter((t) => t.reached);
   const masks = reached.map((t) => t.prunedChannels);
-  const testResult: Partial<Record<SetKey, EvalCounts>> = {};
   const testSets = (['cleanTest', 'poisonedTest'] as const).filter((k) => data[k]);
   const testTotal = testSets.reduce((a, k) => a + data[k]!.count, 0);
   let tested = 0;
   const evalStart = performance.now();
-  for (const key of testSets) {
-    const d = data[key]!;
-    const parts = await spread(shards, chunks(d.count), (sh, [s, e]) => {
-      check();
-      return sh.evaluate({ file: d.file, start: s, end: e }, masks, target, classes);
-    }, (images) => {
-      tested += images;
-      report({ phase: 'evaluating', message: `${key === 'cleanTest' ? 'clean' : 'poisoned'} test data`, step: tested, total: testTotal, imagesPerSecond: tested / ((performance.now() - evalStart) / 1000) });
-    });
-    testResult[key] = parts.reduce((a, p) => ({
-      count: a.count + p.count,
-      bad: add(a.bad, p.bad),
-      masks: a.masks.map((m, i) => ({ pruned: add(m.pruned, p.masks[i].pruned), good: add(m.good, p.masks[i].good), flagged: m.flagged + p.masks[i].flagged })),
-    }), { count: 0, bad: zero(), masks: masks.map(() => ({ pruned: zero(), good: zero(), flagged: 0 })) } as EvalCounts);
-  }
-  const ct = testResult.cleanTest, pt = testResult.poisonedTest;
+  const testChunks = chunksOf(testSets, data);
+  const testParts = bySet(testChunks, await spread(shards, testChunks, (sh, c) => {
+    check();
+    return sh.evaluate({ file: c.file, start: c.start, end: c.end }, masks, target, classes);
+  }, (c) => {
+    tested += c.end - c.start;
+    report({ phase: 'evaluating', message: 'test data through B and every B\'', step: tested, total: testTotal, imagesPerSecond: tested / ((performance.now() - evalStart) / 1000) });
+  }));
+  const sumEval = (parts: EvalCounts[] | undefined): EvalCounts | undefined => parts?.reduce((a, p) => ({
+    count: a.count + p.count,
+    bad: add(a.bad, p.bad),
+    masks: a.masks.map((m, i) => ({ pruned: add(m.pruned, p.masks[i].pruned), good: add(m.good, p.masks[i].good), flagged: m.flagged + p.masks[i].flagged })),
+  }), { count: 0, bad: zero(), masks: masks.map(() => ({ pruned: zero(), good: zero(), flagged: 0 })) });
+  const ct = sumEval(testParts.cleanTest), pt = sumEval(testParts.poisonedTest);
   const hasTarget = target !== undefined;
   reached.forEach((t, i) => {
     if (ct) {
