@@ -95,6 +95,13 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
     tensors.push(t);
     return t;
   };
+  /** Conv2D/Dense bias of `units` entries, unless the config says use_bias: false. */
+  const biasOf = (units: number): tf.Tensor1D | undefined => {
+    if (cfg.use_bias === false) return undefined;
+    const b = need(ws, 'bias', node);
+    checkShape(b, [units], node);
+    return upload(b) as tf.Tensor1D;
+  };
   const single = (fn: (x: tf.Tensor) => tf.Tensor): LayerFn => (xs) => {
     if (xs.length !== 1) throw new UserError(`layer "${node.name}" expects one input, got ${xs.length}`, undefined, 'bad-config');
     return fn(xs[0]);
@@ -115,13 +122,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       if (kernelW.shape.length !== 4) checkShape(kernelW, [kh, kw, -1, filters], node);
       checkShape(kernelW, [kh, kw, kernelW.shape[2], filters], node);
       const kernel = upload(kernelW) as tf.Tensor4D;
-      const useBias = cfg.use_bias !== false;
-      let bias: tf.Tensor1D | undefined;
-      if (useBias) {
-        const b = need(ws, 'bias', node);
-        checkShape(b, [filters], node);
-        bias = upload(b) as tf.Tensor1D;
-      }
+      const bias = biasOf(filters);
       const act = activationFn(activationName(cfg.activation), node.name);
       return {
         tensors,
@@ -140,12 +141,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       const kW = need(ws, 'kernel', node);
       if (kW.shape.length !== 2 || kW.shape[1] !== units) checkShape(kW, [kW.shape[0] ?? -1, units], node);
       const kernel = upload(kW) as tf.Tensor2D;
-      let bias: tf.Tensor1D | undefined;
-      if (cfg.use_bias !== false) {
-        const b = need(ws, 'bias', node);
-        checkShape(b, [units], node);
-        bias = upload(b) as tf.Tensor1D;
-      }
+      const bias = biasOf(units);
       const act = activationFn(activationName(cfg.activation), node.name);
       return {
         tensors,
