@@ -1,4 +1,5 @@
 // Plain-text rendering for the terminal.
+import { resultsTable as sharedResultsTable } from '../../webview/format';
 import type { AuditReport, InspectResult, PredictResult } from '../core/types';
 
 export const pct = (v: number | undefined, digits = 4) => (v === undefined ? '—' : (v * 100).toFixed(digits));
@@ -38,18 +39,10 @@ export function formatPredict(r: PredictResult): string {
   return [table(rows), '', ...tail].join('\n');
 }
 
-/** The lab's results table: drop, channels pruned, G's clean accuracy and attack rate. */
+/** The same table the webview, "Copy as Markdown" and CSV show (webview/format.ts). */
 export function resultsTable(r: AuditReport): string {
-  const rows = [['drop', 'channels pruned', 'B\' clean acc %', 'B\' attack %', 'G clean acc %', 'G attack %', 'G flagged clean %', 'G flagged poisoned %']];
-  rows.push(['baseline B', '0', pct(r.baseline.testAccuracy), pct(r.baseline.testAttackRate), '', '', '', '']);
-  for (const t of r.thresholds) {
-    rows.push([
-      `${t.drop}%${t.reached ? '' : ' (not reached)'}`, String(t.pruned),
-      pct(t.prunedModel.testAccuracy), pct(t.prunedModel.testAttackRate),
-      pct(t.goodNet.testAccuracy), pct(t.goodNet.testAttackRate), pct(t.goodNet.cleanFlagged), pct(t.goodNet.poisonedFlagged),
-    ]);
-  }
-  return table(rows);
+  const t = sharedResultsTable(r);
+  return table([t.columns.map((c) => c.label), ...t.rows.map((row) => row.cells.map((c) => c || '—'))]);
 }
 
 export function formatAudit(r: AuditReport, outDir: string): string {

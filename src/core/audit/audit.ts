@@ -9,7 +9,7 @@ import { loadModel } from '../keras/load';
 import type { AuditOptions, AuditReport, ChannelMaps, ChannelRank, DataSetInfo, Progress, SweepStep, ThresholdResult } from '../types';
 import { reportMarkdown } from './markdown';
 import { OutputFolder } from './output';
-import type { Counts, EvalCounts, LoadResult, ShardApi, ShardInfo } from './shard';
+import { addCounts, countOf, type Counts, type EvalCounts, type LoadResult, type ShardApi, type ShardInfo } from './shard';
 
 export interface AuditHooks {
   shards: ShardApi[];
@@ -55,7 +55,6 @@ function bySet<T>(items: Chunk[], results: T[]): Partial<Record<SetKey, T[]>> {
   return out;
 }
 
-const add = (a: Counts, b: Counts): Counts => ({ count: a.count + b.count, correct: a.correct + b.correct, hits: a.hits + b.hits });
 const zero = (): Counts => ({ count: 0, correct: 0, hits: 0 });
 
 export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<AuditReport> {
@@ -134,19 +133,8 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   const sign = opts.order === 'increasing' ? 1 : -1;
   const order = cleanMeans.map((_, c) => c).sort((a, b) => sign * (cleanMeans[a] - cleanMeans[b]) || a - b);
   const ranking: ChannelRank[] = order.map((c) => ({ channel: c, meanActivation: cleanMeans[c], ...(poisonedMeans ? { meanActivationPoisoned: poisonedMeans[c] } : {}) }));
-  const baseCount = (rs: LoadResult[] | undefined, labels: boolean): Counts | undefined => {
-    if (!rs) return undefined;
-    let c = zero();
-    for (const r of rs) {
-      let correct = 0, hits = 0;
-      r.predictions.forEach((p, i) => {
-        if (labels && r.labels && p === r.labels[i]) correct++;
-        if (target !== undefined && p === target) hits++;
-      });
-      c = add(c, { count: r.count, correct, hits });
-    }
-    return c;
-  };
+  const baseCount = (rs: LoadResult[] | undefined, labels: boolean): Counts | undefined =>
+    rs?.map((r) => countOf(r.predictions, labels ? r.labels : undefined, target)).reduce(addCounts, zero());
   const b0 = baseCount(loads.cleanValid, true)!;
   const p0 = baseCount(loads.poisonedValid, false);
   const validAccuracy = b0.correct / b0.count;
@@ -163,7 +151,7 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
     check();
     const pruned = order.slice(0, k);
     const parts = await Promise.all(shards.map((s) => s.step(pruned, target)));
-    const sum = (key: string) => parts.reduce((a, p) => (p[key] ? add(a, p[key]) : a), zero());
+    const sum = (key: string) => parts.reduce((a, p) => (p[key] ? addCounts(a, p[key]) : a), zero());
     const c = sum('cleanValid');
     const acc = c.correct / c.count;
     const atk = data.poisonedValid && target !== undefined ? sum('poisonedValid').hits / data.poisonedValid.count : undefined;
@@ -201,8 +189,8 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   }));
   const sumEval = (parts: EvalCounts[] | undefined): EvalCounts | undefined => parts?.reduce((a, p) => ({
     count: a.count + p.count,
-    bad: add(a.bad, p.bad),
-    masks: a.masks.map((m, i) => ({ pruned: add(m.pruned, p.masks[i].pruned), good: add(m.good, p.masks[i].good), flagged: m.flagged + p.masks[i].flagged })),
+    bad: addCounts(a.bad, p.bad),
+    masks: a.masks.map((m, i) => ({ pruned: addCounts(m.pruned, p.masks[i].pruned), good: addCounts(m.good, p.masks[i].good), flagged: m.flagged + p.masks[i].flagged })),
   }), { count: 0, bad: zero(), masks: masks.map(() => ({ pruned: zero(), good: zero(), flagged: 0 })) });
   const ct = sumEval(testParts.cleanTest), pt = sumEval(testParts.poisonedTest);
   const hasTarget = target !== undefined;

@@ -4,7 +4,7 @@
 // pre-activations per image turns each sweep step's work on them from a full
 // layer into a slice, and only the layers above them are recomputed.
 import * as tf from '@tensorflow/tfjs-core';
-import { activationFn, activationName } from '../model/layers';
+import { activationFn, activationName, pair } from '../model/layers';
 import type { Net } from '../model/net';
 import type { PrunePlan } from './plan';
 
@@ -25,7 +25,6 @@ interface FrontierLayer {
 }
 
 const PASS_THROUGH = new Set(['Flatten', 'Dropout', 'SpatialDropout2D']);
-const pair = (v: unknown, d: number): [number, number] => (Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [d, d]);
 
 export class Frontier {
   private constructor(private readonly net: Net, private readonly plan: PrunePlan, readonly layers: FrontierLayer[]) {}

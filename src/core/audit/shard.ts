@@ -229,8 +229,7 @@ export class Shard implements ShardApi {
         rows.forEach((r, k) => { set.current[r] = preds[k]; });
       }
       const c = countOf(set.current, set.labels, target);
-      const prev = result[set.set];
-      result[set.set] = prev ? { count: prev.count + c.count, correct: prev.correct + c.correct, hits: prev.hits + c.hits } : c;
+      result[set.set] = result[set.set] ? addCounts(result[set.set], c) : c;
       await yieldToEvents();
     }
     return result;
@@ -315,7 +314,10 @@ function applyMask(buf: Float32Array, channels: number, mask: number[], fill: Fl
   }
 }
 
-function countOf(preds: Int32Array, labels: Int32Array | undefined, target: number | undefined): Counts {
+export const addCounts = (a: Counts, b: Counts): Counts => ({ count: a.count + b.count, correct: a.correct + b.correct, hits: a.hits + b.hits });
+
+/** Predictions equal to the label (when labels are given) and to the target (when given). */
+export function countOf(preds: Int32Array, labels: Int32Array | undefined, target: number | undefined): Counts {
   let correct = 0, hits = 0;
   for (let i = 0; i < preds.length; i++) {
     if (labels && preds[i] === labels[i]) correct++;

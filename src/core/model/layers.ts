@@ -8,7 +8,7 @@ import type { Weight } from '../keras/load';
 export type LayerFn = (inputs: tf.Tensor[]) => tf.Tensor;
 
 type Cfg = Record<string, unknown>;
-const pair = (v: unknown, dflt: number): [number, number] =>
+export const pair = (v: unknown, dflt: number): [number, number] =>
   Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [dflt, dflt];
 
 /**
