@@ -57,8 +57,11 @@ async function shardsFor(opts: AuditOptions): Promise<ShardApi[]> {
   const backend = await initBackend(opts.backend);
   // tfjs-node already uses every core; wasm and cpu run one thread per process.
   const wanted = opts.workers || (backend === 'tensorflow' ? 1 : Math.min(4, os.availableParallelism()));
+  if (wanted <= 1) return [new Shard()];
+  // Every shard in its own process: a shard computing in this one would keep
+  // the others waiting for their next chunk until its batch ends.
   const self = fileURLToPath(import.meta.url);
-  return [new Shard(), ...Array.from({ length: wanted - 1 }, () => new ShardProcess(self))];
+  return Array.from({ length: wanted }, () => new ShardProcess(self));
 }
 
 async function channelMaps(job: Extract<WorkerJob, { kind: 'channelMaps' }>): Promise<ChannelMaps> {

@@ -1,7 +1,7 @@
 // The affine layers right after the cache point (Dense after Flatten, Conv2D
-// before its activation) change by a small, exact amount when one channel is
-// pruned: only that channel's slice of their kernel is involved. Keeping their
-// pre-activations per image turns each sweep step's work on them from a full
+// before its activation) change by a small, exact amount when channels are
+// pruned: only those channels' slice of their kernel is involved. Keeping their
+// pre-activations per image turns a sweep step's work on them from a full
 // layer into a slice, and only the layers above them are recomputed.
 import * as tf from '@tensorflow/tfjs-core';
 import { activationFn, activationName, pair } from '../model/layers';
@@ -20,14 +20,28 @@ interface FrontierLayer {
   strides: [number, number];
   padding: 'same' | 'valid';
   dilations: [number, number];
-  /** per pruned channel: the kernel slice that channel feeds */
-  slices: Map<number, tf.Tensor>;
 }
 
 const PASS_THROUGH = new Set(['Flatten', 'Dropout', 'SpatialDropout2D']);
 
+/**
+ * Pre-activations are kept per row, every frontier layer's side by side
+ * (`width` floats a row), in tensors of shape (n, width) or in one
+ * Float32Array per data set.
+ */
 export class Frontier {
-  private constructor(private readonly net: Net, private readonly plan: PrunePlan, readonly layers: FrontierLayer[]) {}
+  readonly width: number;
+  /** every layer's bias, laid out like a row of pre-activations */
+  private readonly bias: tf.Tensor1D;
+
+  private constructor(private readonly net: Net, private readonly plan: PrunePlan, readonly layers: FrontierLayer[]) {
+    this.width = layers.reduce((a, l) => a + l.size, 0);
+    // A conv bias repeats at every output position (channels innermost).
+    this.bias = tf.tidy(() => tf.concat(layers.map((l) => {
+      const b = l.bias ? tf.reshape(l.bias, [-1]) : tf.zeros([l.outShape[l.outShape.length - 1]]);
+      return tf.tile(b, [l.size / b.shape[0]]);
+    })) as tf.Tensor1D);
+  }
 
   /** undefined when the layers after the cache point are not all affine (then steps recompute the whole top). */
   static find(net: Net, plan: PrunePlan): Frontier | undefined {
@@ -50,7 +64,7 @@ export class Frontier {
       const cfg = node.config;
       const base = {
         name, kernel: tf.tensor(k.data, k.shape), bias: ws.get('bias') && tf.tensor(ws.get('bias')!.data, ws.get('bias')!.shape),
-        act: activationFn(activationName(cfg.activation), name), slices: new Map<number, tf.Tensor>(),
+        act: activationFn(activationName(cfg.activation), name),
         strides: pair(cfg.strides, 1), padding: (cfg.padding === 'same' ? 'same' : 'valid') as 'same' | 'valid', dilations: pair(cfg.dilation_rate, 1),
       };
       const outShape = net.shapes.get(name)!;
@@ -67,103 +81,80 @@ export class Frontier {
     return layers.length ? new Frontier(net, plan, layers) : undefined;
   }
 
-  private slice(l: FrontierLayer, channel: number): tf.Tensor {
-    let s = l.slices.get(channel);
-    if (!s) {
-      const [h, w, c] = this.plan.cacheShape;
-      // Kept: the first request comes from inside a tidy() that would free it.
-      s = tf.keep(l.kind === 'conv'
-        ? tf.slice(l.kernel, [0, 0, channel, 0], [-1, -1, 1, -1])
-        : tf.gather(l.kernel, Array.from({ length: h * w }, (_, p) => p * c + channel)));
-      l.slices.set(channel, s);
-    }
-    return s;
+  /** Each layer's kernel applied to `x` (n, h, w, channels.length), which holds only `channels`: (n, width), no bias. */
+  private apply(x: tf.Tensor4D, channels: number[]): tf.Tensor2D {
+    const [h, w, c] = this.plan.cacheShape;
+    const n = x.shape[0];
+    const all = channels.length === c;
+    return tf.tidy(() => tf.concat(this.layers.map((l) => {
+      if (l.kind === 'conv') {
+        const k = (all ? l.kernel : tf.gather(l.kernel, channels, 2)) as tf.Tensor4D;
+        return tf.reshape(tf.conv2d(x, k, l.strides, l.padding, 'NHWC', l.dilations), [n, l.size]);
+      }
+      const k = all ? l.kernel : tf.gather(l.kernel, Array.from({ length: h * w * channels.length }, (_, i) => Math.floor(i / channels.length) * c + channels[i % channels.length]));
+      return tf.matMul(tf.reshape(x, [n, -1]), k as tf.Tensor2D);
+    }), 1) as tf.Tensor2D);
   }
 
   /** Pre-activations of every frontier layer for cache rows `x` (n, h, w, c). */
-  preactivations(x: tf.Tensor4D): Float32Array[] {
-    return this.layers.map((l) => {
-      const y = tf.tidy(() => {
-        const z = l.kind === 'conv'
-          ? tf.conv2d(x, l.kernel as tf.Tensor4D, l.strides, l.padding, 'NHWC', l.dilations)
-          : tf.matMul(tf.reshape(x, [x.shape[0], -1]), l.kernel as tf.Tensor2D);
-        return l.bias ? tf.add(z, l.bias) : z;
-      });
-      const out = y.dataSync() as Float32Array;
-      y.dispose();
-      return Float32Array.from(out);
-    });
+  preactivations(x: tf.Tensor4D): tf.Tensor2D {
+    const all = Array.from({ length: this.plan.cacheShape[2] }, (_, i) => i);
+    return tf.tidy(() => tf.add(this.apply(x, all), this.bias));
   }
 
   /**
-   * Pre-activations with every channel outside `kept` at its pruned value,
-   * computed from the kept channels alone: cheap when most are pruned.
-   * Only valid when the pruned value is 0 (a ReLU-like activation); see usable().
+   * Pre-activations once `channels` move to their pruned value, from `pre`:
+   * `change` (n, h, w, channels.length) holds each such channel's value minus
+   * its pruned value (negated to move a channel back). Exact: the layers are affine.
    */
-  preactivationsKept(x: tf.Tensor4D, kept: number[]): Float32Array[] {
-    const [h, w, c] = this.plan.cacheShape;
-    return this.layers.map((l) => {
-      const y = tf.tidy(() => {
-        let z: tf.Tensor;
-        if (!kept.length) z = tf.zeros([x.shape[0], ...l.outShape]);
-        else {
-          const xk = tf.gather(x, kept, 3);
-          z = l.kind === 'conv'
-            ? tf.conv2d(xk as tf.Tensor4D, tf.gather(l.kernel, kept, 2) as tf.Tensor4D, l.strides, l.padding, 'NHWC', l.dilations)
-            : tf.matMul(tf.reshape(xk, [x.shape[0], -1]), tf.gather(l.kernel, Array.from({ length: h * w * kept.length }, (_, i) => Math.floor(i / kept.length) * c + kept[i % kept.length])) as tf.Tensor2D);
-        }
-        return l.bias ? tf.add(z, l.bias) : z;
-      });
-      const out = Float32Array.from(y.dataSync() as Float32Array);
-      y.dispose();
-      return out;
-    });
+  shift(pre: tf.Tensor2D, change: tf.Tensor4D, channels: number[]): tf.Tensor2D {
+    return tf.tidy(() => tf.sub(pre, this.apply(change, channels)));
   }
 
-  /** Masks can use preactivationsKept when every pruned value is exactly 0. */
-  zeroFill(): boolean {
-    return this.plan.fill.every((v) => v === 0);
+  /** `x` (n, h, w, c)'s `channels` minus their pruned values, for shift(). */
+  changeOf(x: tf.Tensor4D, channels: number[]): tf.Tensor4D {
+    return tf.tidy(() => tf.sub(tf.gather(x, channels, 3), tf.tensor1d(channels.map((c) => this.plan.fill[c])))) as tf.Tensor4D;
   }
 
-  /**
-   * Subtracts channel `channel`'s change (its values minus the pruned value)
-   * from the pre-activations of rows `delta` describes: delta is (n, h, w, 1).
-   */
-  update(pre: Float32Array[], rows: ArrayLike<number>, delta: tf.Tensor4D, channel: number) {
-    const n = rows.length;
-    this.layers.forEach((l, i) => {
-      const d = tf.tidy(() => (l.kind === 'conv'
-        ? tf.conv2d(delta, this.slice(l, channel) as tf.Tensor4D, l.strides, l.padding, 'NHWC', l.dilations)
-        : tf.matMul(tf.reshape(delta, [n, -1]), this.slice(l, channel) as tf.Tensor2D)));
-      const dv = d.dataSync();
-      d.dispose();
-      const state = pre[i];
-      for (let r = 0; r < n; r++) {
-        const base = rows[r] * l.size, from = r * l.size;
-        for (let j = 0; j < l.size; j++) state[base + j] -= dv[from + j];
+  /** Layer `name`'s output for rows whose frontier pre-activations are `pre` (n, width). */
+  above(pre: tf.Tensor2D, name: string): tf.Tensor {
+    const n = pre.shape[0];
+    let at = 0;
+    return tf.tidy(() => {
+      const given = new Map<string, tf.Tensor>();
+      for (const l of this.layers) {
+        given.set(l.name, l.act(tf.reshape(tf.slice(pre, [0, at], [n, l.size]), [n, ...l.outShape])));
+        at += l.size;
       }
+      return this.net.run(undefined, [name], given).get(name)!;
     });
   }
 
-  /** Top-1 of the network for rows whose frontier pre-activations are `pre`. */
-  predict(pre: Float32Array[], rows: ArrayLike<number>): Int32Array {
-    const n = rows.length;
-    const given = new Map<string, tf.Tensor>();
-    this.layers.forEach((l, i) => {
-      const buf = new Float32Array(n * l.size);
-      for (let r = 0; r < n; r++) buf.set(pre[i].subarray(rows[r] * l.size, (rows[r] + 1) * l.size), r * l.size);
-      const z = tf.tensor(buf, [n, ...l.outShape]);
-      const a = tf.tidy(() => l.act(z));
-      if (a !== z) z.dispose(); // a linear activation hands back z itself
-      given.set(l.name, a);
-    });
-    const top = tf.tidy(() => tf.argMax(this.net.run(undefined, [this.net.outputName], given).get(this.net.outputName)!, -1));
+  /** Top-1 of the network for rows whose frontier pre-activations are `pre` (n, width). */
+  labels(pre: tf.Tensor2D): Int32Array {
+    const top = tf.tidy(() => tf.argMax(this.above(pre, this.net.outputName), -1));
     const out = Int32Array.from(top.dataSync() as Int32Array);
-    tf.dispose([top, ...given.values()]);
+    top.dispose();
     return out;
   }
 
+  /** Rows `rows` of a set's pre-activation state, as a tensor (rows.length, width). */
+  rowsOf(state: Float32Array, rows: ArrayLike<number>): tf.Tensor2D {
+    const wd = this.width;
+    const buf = new Float32Array(rows.length * wd);
+    for (let r = 0; r < rows.length; r++) buf.set(state.subarray(rows[r] * wd, (rows[r] + 1) * wd), r * wd);
+    return tf.tensor2d(buf, [rows.length, wd]);
+  }
+
+  /** Writes `pre` (rows.length, width) back into rows `rows` of a set's state. */
+  store(state: Float32Array, rows: ArrayLike<number>, pre: tf.Tensor2D) {
+    const wd = this.width;
+    const v = pre.dataSync() as Float32Array;
+    for (let r = 0; r < rows.length; r++) state.set(v.subarray(r * wd, (r + 1) * wd), rows[r] * wd);
+  }
+
   dispose() {
-    for (const l of this.layers) tf.dispose([l.kernel, ...(l.bias ? [l.bias] : []), ...l.slices.values()]);
+    for (const l of this.layers) tf.dispose([l.kernel, ...(l.bias ? [l.bias] : [])]);
+    this.bias.dispose();
   }
 }

@@ -78,8 +78,8 @@ interface CachedSet {
   cache: Float32Array; // count x positions x channels (channels innermost)
   labels?: Int32Array;
   current: Int32Array; // predictions under the current mask
-  /** pre-activations of the frontier layers under the current mask */
-  pre?: Float32Array[];
+  /** pre-activations of the frontier layers under the current mask, `frontier.width` a row */
+  pre?: Float32Array;
 }
 
 export class Shard implements ShardApi {
@@ -96,6 +96,7 @@ export class Shard implements ShardApi {
     this.net = net;
     this.batch = req.batchSize;
     this.plan = makePlan(net, req.rankBy, req.layer);
+    // BACKDOOR_AUDIT_NO_FRONTIER: every step recomputes the whole top (the reference the tests compare with).
     this.frontier = process.env.BACKDOOR_AUDIT_NO_FRONTIER ? undefined : Frontier.find(net, this.plan);
     return {
       plan: { ...this.plan, fill: Array.from(this.plan.fill) },
@@ -129,7 +130,7 @@ export class Shard implements ShardApi {
     const rankSums = new Float64Array(channels);
     const samples: ChannelMaps[] = [];
     const frontier = this.frontier;
-    const pre = frontier?.layers.map((l) => new Float32Array(n * l.size));
+    const pre = frontier && new Float32Array(n * frontier.width);
     // With a frontier, B's output comes from it: the top layers run once either way.
     const wanted = [...new Set([cachePoint, rankLayer, conv, ...(frontier ? [] : [this.net.outputName])])];
     try {
@@ -143,9 +144,10 @@ export class Shard implements ShardApi {
         const sumValues = sums.dataSync();
         for (let c = 0; c < channels; c++) rankSums[c] += sumValues[c];
         if (frontier && pre) {
-          const rows = Array.from({ length: e - s }, (_, i) => s - req.start + i);
-          frontier.preactivations(outs.get(cachePoint) as tf.Tensor4D).forEach((v, k) => pre[k].set(v, (s - req.start) * frontier.layers[k].size));
-          predictions.set(frontier.predict(pre, rows), s - req.start);
+          const p = frontier.preactivations(outs.get(cachePoint) as tf.Tensor4D);
+          pre.set(p.dataSync() as Float32Array, (s - req.start) * frontier.width);
+          predictions.set(frontier.labels(p), s - req.start);
+          p.dispose();
         } else {
           const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
           predictions.set(top.dataSync() as Int32Array, s - req.start);
@@ -197,32 +199,21 @@ export class Shard implements ShardApi {
     const added = channels.filter((c) => !this.pruned.has(c));
     const removed = [...this.pruned].filter((c) => !channels.includes(c));
     this.pruned = new Set(channels);
-    const per = this.positions * this.plan.channels;
+    const changed = [...added, ...removed];
     const result: Record<string, Counts> = {};
     for (const set of this.sets.values()) {
-      const n = set.current.length;
-      // Only images where a changed channel is not already at its pruned value can change.
-      const changed = [...added, ...removed];
-      const rows: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const base = i * per;
-        let hit = false;
-        for (const c of changed) {
-          const f = this.plan.fill[c];
-          for (let p = c; p < per; p += this.plan.channels) {
-            if (set.cache[base + p] !== f) { hit = true; break; }
-          }
-          if (hit) break;
-        }
-        if (hit) rows.push(i);
-      }
-      if (rows.length && this.frontier && set.pre) {
-        for (const c of added) this.shiftFrontier(set, rows, c, 1);
-        for (const c of removed) this.shiftFrontier(set, rows, c, -1);
+      const rows = this.touched(set.cache, changed);
+      const frontier = this.frontier;
+      if (rows.length && frontier && set.pre) {
         for (let b = 0; b < rows.length; b += this.batch) {
           const part = rows.slice(b, b + this.batch);
-          const preds = this.frontier.predict(set.pre, part);
+          const change = this.changeOfRows(set.cache, part, added, removed);
+          const before = frontier.rowsOf(set.pre, part);
+          const after = frontier.shift(before, change, changed);
+          frontier.store(set.pre, part, after);
+          const preds = frontier.labels(after);
           part.forEach((r, k) => { set.current[r] = preds[k]; });
+          tf.dispose([change, before, after]);
         }
       } else if (rows.length) {
         const preds = this.predictRows(set.cache, rows, channels);
@@ -235,26 +226,41 @@ export class Shard implements ShardApi {
     return result;
   }
 
-  /** Moves channel c of `rows` to (sign 1) or from (sign -1) its pruned value in the frontier state. */
-  private shiftFrontier(set: CachedSet, rows: number[], c: number, sign: 1 | -1) {
-    const [h, w] = this.plan.cacheShape;
-    const C = this.plan.channels, per = h * w * C, f = this.plan.fill[c];
-    for (let b = 0; b < rows.length; b += this.batch) {
-      const part = rows.slice(b, b + this.batch);
-      const delta = new Float32Array(part.length * h * w);
-      part.forEach((r, i) => {
-        for (let p = 0; p < h * w; p++) delta[i * h * w + p] = sign * (set.cache[r * per + p * C + c] - f);
-      });
-      const t = tf.tensor4d(delta, [part.length, h, w, 1]);
-      this.frontier!.update(set.pre!, part, t, c);
-      t.dispose();
+  /** Rows where a changed channel is not already at its pruned value: only those can change. */
+  private touched(cache: Float32Array, changed: number[]): number[] {
+    const { channels, fill } = this.plan;
+    const per = this.positions * channels;
+    const rows: number[] = [];
+    for (let i = 0, base = 0; base < cache.length; i++, base += per) {
+      let hit = false;
+      for (const c of changed) {
+        for (let p = c; p < per && !hit; p += channels) hit = cache[base + p] !== fill[c];
+        if (hit) break;
+      }
+      if (hit) rows.push(i);
     }
+    return rows;
+  }
+
+  /** For shift(): each changed channel's cached value minus its pruned value, negated for channels put back. */
+  private changeOfRows(cache: Float32Array, rows: number[], added: number[], removed: number[]): tf.Tensor4D {
+    const [h, w] = this.plan.cacheShape;
+    const C = this.plan.channels, hw = h * w, per = hw * C;
+    const changed = [...added, ...removed];
+    const k = changed.length;
+    const out = new Float32Array(rows.length * hw * k);
+    rows.forEach((r, i) => {
+      changed.forEach((c, j) => {
+        const sign = j < added.length ? 1 : -1, f = this.plan.fill[c];
+        for (let p = 0; p < hw; p++) out[(i * hw + p) * k + j] = sign * (cache[r * per + p * C + c] - f);
+      });
+    });
+    return tf.tensor4d(out, [rows.length, h, w, k]);
   }
 
   async evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flaggedClass: number): Promise<EvalCounts> {
-    const { cachePoint, channels } = this.plan;
-    // With a zero pruned value, B' needs only the kept channels' share of the frontier.
-    const fast = this.frontier?.zeroFill() ? this.frontier : undefined;
+    const { cachePoint } = this.plan;
+    const frontier = this.frontier;
     const src = await openDataset(req.file, this.net.graph.inputShape, this.net.classes);
     const n = req.end - req.start;
     const labels = src.labels;
@@ -265,20 +271,36 @@ export class Shard implements ShardApi {
         this.checkCancelled();
         const e = Math.min(req.end, s + this.batch);
         const x = this.imageTensor(src.read(s, e), e - s);
-        const outs = this.net.run(x, [cachePoint, this.net.outputName]);
-        const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
-        bad.set(top.dataSync() as Int32Array, s - req.start);
+        const outs = this.net.run(x, frontier ? [cachePoint] : [cachePoint, this.net.outputName]);
         const pooled = outs.get(cachePoint) as tf.Tensor4D;
-        const cached = pooled.dataSync() as Float32Array;
-        const rows = Array.from({ length: e - s }, (_, i) => i);
-        masks.forEach((mask, k) => {
-          const dropped = new Set(mask);
-          const preds = fast
-            ? fast.predict(fast.preactivationsKept(pooled, [...Array(channels).keys()].filter((c) => !dropped.has(c))), rows)
-            : this.predictRows(cached, rows, mask);
-          prunedPreds[k].set(preds, s - req.start);
-        });
-        tf.dispose([x, top, ...outs.values()]);
+        if (frontier) {
+          // B, then each B' from the computed state whose pruned channels it contains (thresholds nest).
+          const preB = frontier.preactivations(pooled);
+          bad.set(frontier.labels(preB), s - req.start);
+          const states = [{ mask: [] as number[], pre: preB }];
+          masks.forEach((mask, k) => {
+            const inMask = new Set(mask);
+            const base = states.filter((st) => st.mask.every((c) => inMask.has(c))).reduce((a, b) => (b.mask.length > a.mask.length ? b : a));
+            const extra = mask.filter((c) => !base.mask.includes(c));
+            let pre = base.pre;
+            if (extra.length) {
+              const change = frontier.changeOf(pooled, extra);
+              pre = frontier.shift(base.pre, change, extra);
+              change.dispose();
+            }
+            prunedPreds[k].set(frontier.labels(pre), s - req.start);
+            states.push({ mask, pre });
+          });
+          tf.dispose([...new Set(states.map((st) => st.pre))]);
+        } else {
+          const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
+          bad.set(top.dataSync() as Int32Array, s - req.start);
+          top.dispose();
+          const cached = pooled.dataSync() as Float32Array;
+          const rows = Array.from({ length: e - s }, (_, i) => i);
+          masks.forEach((mask, k) => prunedPreds[k].set(this.predictRows(cached, rows, mask), s - req.start));
+        }
+        tf.dispose([x, ...outs.values()]);
         await yieldToEvents();
       }
     } finally {
