@@ -152,3 +152,37 @@ test('lab BadNet: the incremental frontier gives the same sweep and G numbers as
     delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
   }
 });
+
+test('lab BadNet: steps that put channels back, and masks that do not nest, equal full recomputation', { skip: needsShared }, async () => {
+  const init = { model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'), rankBy: 'pool' as const, batchSize: 3 };
+  const run = async () => {
+    const sh = new Shard();
+    await sh.init(init);
+    const loads = [];
+    for (const [set, file] of [['cleanValid', 'faces_clean.h5'], ['poisonedValid', 'faces_sunglasses.h5']]) {
+      loads.push(await sh.load({ set, file: lab(file), start: 0, end: 5, samples: 0, source: 'clean' }));
+    }
+    const sums = loads[0].rankSums;
+    const order = sums.map((_, c) => c).sort((a, b) => sums[a] - sums[b] || a - b);
+    // Prune most channels, put most back (the removed path), then a set that is no prefix of the order.
+    const steps = [];
+    for (const channels of [order.slice(0, 56), order.slice(0, 20), order.slice(30)]) steps.push(await sh.step(channels, 0));
+    const masks = [order.slice(0, 40), [...order.slice(0, 10), ...order.slice(45)], order.slice(0, 57), []];
+    const evals = [];
+    for (const file of ['faces_clean.h5', 'faces_sunglasses.h5']) evals.push(await sh.evaluate({ file: lab(file), start: 0, end: 5 }, masks, 0, 1283));
+    await sh.dispose();
+    return { steps, evals };
+  };
+  const fast = await run();
+  process.env.BACKDOOR_AUDIT_NO_FRONTIER = '1';
+  try {
+    const plain = await run();
+    assert.deepEqual(fast, plain);
+    // Not vacuous: the steps and masks do change labels, and the empty mask is B itself.
+    assert.ok(fast.steps.some((st) => st.cleanValid.correct < 5));
+    assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 5));
+    assert.deepEqual(fast.evals[0].masks[3].pruned, fast.evals[0].bad);
+  } finally {
+    delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
+  }
+});
