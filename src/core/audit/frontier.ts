@@ -15,7 +15,7 @@ interface FrontierLayer {
   size: number;
   outShape: number[];
   kernel: tf.Tensor;
-  bias?: tf.Tensor;
+  bias?: Float32Array;
   act: (x: tf.Tensor) => tf.Tensor;
   strides: [number, number];
   padding: 'same' | 'valid';
@@ -38,7 +38,7 @@ export class Frontier {
     this.width = layers.reduce((a, l) => a + l.size, 0);
     // A conv bias repeats at every output position (channels innermost).
     this.bias = tf.tidy(() => tf.concat(layers.map((l) => {
-      const b = l.bias ? tf.reshape(l.bias, [-1]) : tf.zeros([l.outShape[l.outShape.length - 1]]);
+      const b = l.bias ? tf.tensor1d(l.bias) : tf.zeros([l.outShape[l.outShape.length - 1]]);
       return tf.tile(b, [l.size / b.shape[0]]);
     })) as tf.Tensor1D);
   }
@@ -63,7 +63,7 @@ export class Frontier {
       if (!k) return undefined;
       const cfg = node.config;
       const base = {
-        name, kernel: tf.tensor(k.data, k.shape), bias: ws.get('bias') && tf.tensor(ws.get('bias')!.data, ws.get('bias')!.shape),
+        name, kernel: tf.tensor(k.data, k.shape), bias: ws.get('bias')?.data,
         act: activationFn(activationName(cfg.activation), name),
         strides: pair(cfg.strides, 1), padding: (cfg.padding === 'same' ? 'same' : 'valid') as 'same' | 'valid', dilations: pair(cfg.dilation_rate, 1),
       };
@@ -74,7 +74,6 @@ export class Frontier {
         layers.push({ ...base, kind: 'conv', size: outShape.reduce((a, b) => a * b, 1), outShape });
       } else {
         base.kernel.dispose();
-        base.bias?.dispose();
         return undefined;
       }
     }
@@ -116,23 +115,18 @@ export class Frontier {
     return tf.tidy(() => tf.sub(tf.gather(x, channels, 3), tf.tensor1d(channels.map((c) => this.plan.fill[c])))) as tf.Tensor4D;
   }
 
-  /** Layer `name`'s output for rows whose frontier pre-activations are `pre` (n, width). */
-  above(pre: tf.Tensor2D, name: string): tf.Tensor {
+  /** Top-1 of the network for rows whose frontier pre-activations are `pre` (n, width). */
+  labels(pre: tf.Tensor2D): Int32Array {
     const n = pre.shape[0];
     let at = 0;
-    return tf.tidy(() => {
+    const top = tf.tidy(() => {
       const given = new Map<string, tf.Tensor>();
       for (const l of this.layers) {
         given.set(l.name, l.act(tf.reshape(tf.slice(pre, [0, at], [n, l.size]), [n, ...l.outShape])));
         at += l.size;
       }
-      return this.net.run(undefined, [name], given).get(name)!;
+      return tf.argMax(this.net.run(undefined, [this.net.outputName], given).get(this.net.outputName)!, -1);
     });
-  }
-
-  /** Top-1 of the network for rows whose frontier pre-activations are `pre` (n, width). */
-  labels(pre: tf.Tensor2D): Int32Array {
-    const top = tf.tidy(() => tf.argMax(this.above(pre, this.net.outputName), -1));
     const out = Int32Array.from(top.dataSync() as Int32Array);
     top.dispose();
     return out;
@@ -154,7 +148,6 @@ export class Frontier {
   }
 
   dispose() {
-    for (const l of this.layers) tf.dispose([l.kernel, ...(l.bias ? [l.bias] : [])]);
-    this.bias.dispose();
+    tf.dispose([...this.layers.map((l) => l.kernel), this.bias]);
   }
 }

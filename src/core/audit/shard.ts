@@ -200,10 +200,10 @@ export class Shard implements ShardApi {
     const removed = [...this.pruned].filter((c) => !channels.includes(c));
     this.pruned = new Set(channels);
     const changed = [...added, ...removed];
+    const frontier = this.frontier;
     const result: Record<string, Counts> = {};
     for (const set of this.sets.values()) {
       const rows = this.touched(set.cache, changed);
-      const frontier = this.frontier;
       if (rows.length && frontier && set.pre) {
         for (let b = 0; b < rows.length; b += this.batch) {
           const part = rows.slice(b, b + this.batch);

@@ -57,6 +57,12 @@ export function activationFn(name: string, layer: string): (x: tf.Tensor) => tf.
 /** Activations every backend applies inside the conv/matmul kernel (one pass over memory instead of three). */
 const FUSABLE: Record<string, 'linear' | 'relu' | undefined> = { linear: 'linear', relu: 'relu' };
 
+/** A Conv2D/Dense layer's activation: the function, and its name for the fused kernel when it has one. */
+function layerActivation(cfg: Record<string, unknown>, node: LayerNode) {
+  const name = activationName(cfg.activation);
+  return { act: activationFn(name, node.name), fusable: FUSABLE[name] };
+}
+
 /** With 'valid' padding a window larger than the input leaves nothing; the wasm kernels then write out of bounds. */
 function checkWindow(x: tf.Tensor, window: [number, number], padding: string, node: LayerNode) {
   if (x.rank !== 4) throw new UserError(`layer "${node.name}" needs an image-shaped input, got shape [${x.shape.slice(1)}]`, undefined, 'bad-config');
@@ -126,8 +132,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       checkShape(kernelW, [kh, kw, kernelW.shape[2], filters], node);
       const kernel = upload(kernelW) as tf.Tensor4D;
       const bias = biasOf(filters);
-      const act = activationFn(activationName(cfg.activation), node.name);
-      const fusable = FUSABLE[activationName(cfg.activation)];
+      const { act, fusable } = layerActivation(cfg, node);
       return {
         tensors,
         fn: single((x) => {
@@ -135,9 +140,8 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
           checkWindow(x, [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1], padding, node);
           if (inC !== kernel.shape[2]) throw new UserError(`layer "${node.name}": input has ${inC} channels but the kernel expects ${kernel.shape[2]}`, undefined, 'weights-mismatch');
           if (fusable) return tf.fused.conv2d({ x: x as tf.Tensor4D, filter: kernel, strides, pad: padding, dataFormat: 'NHWC', dilations: dil, bias, activation: fusable });
-          let y = tf.conv2d(x as tf.Tensor4D, kernel, strides, padding, 'NHWC', dil) as tf.Tensor;
-          if (bias) y = tf.add(y, bias);
-          return act(y);
+          const y = tf.conv2d(x as tf.Tensor4D, kernel, strides, padding, 'NHWC', dil);
+          return act(bias ? tf.add(y, bias) : y);
         }),
       };
     }
@@ -147,19 +151,20 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       if (kW.shape.length !== 2 || kW.shape[1] !== units) checkShape(kW, [kW.shape[0] ?? -1, units], node);
       const kernel = upload(kW) as tf.Tensor2D;
       const bias = biasOf(units);
-      const act = activationFn(activationName(cfg.activation), node.name);
-      const fusable = FUSABLE[activationName(cfg.activation)];
+      const { act, fusable } = layerActivation(cfg, node);
       return {
         tensors,
         fn: single((x) => {
           const inDim = x.shape[x.rank - 1];
           if (inDim !== kernel.shape[0]) throw new UserError(`layer "${node.name}": input has ${inDim} features but the kernel expects ${kernel.shape[0]}`, undefined, 'weights-mismatch');
           const flat = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
-          let y: tf.Tensor = fusable ? tf.fused.matMul({ a: flat, b: kernel, bias, activation: fusable }) : tf.matMul(flat, kernel);
-          if (bias && !fusable) y = tf.add(y, bias);
-          if (fusable) return x.rank !== 2 ? tf.reshape(y, [...x.shape.slice(0, -1), units]) : y;
-          if (x.rank !== 2) y = tf.reshape(y, [...x.shape.slice(0, -1), units]);
-          return act(y);
+          let y: tf.Tensor;
+          if (fusable) y = tf.fused.matMul({ a: flat, b: kernel, bias, activation: fusable });
+          else {
+            const z = tf.matMul(flat, kernel);
+            y = act(bias ? tf.add(z, bias) : z); // elementwise, or softmax over the last axis: the reshape keeps both
+          }
+          return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), units]);
         }),
       };
     }
