@@ -22,6 +22,7 @@ import type { AuditOptions, AuditReport, InspectResult, PredictResult } from '..
 import type { WorkerJob } from '../src/protocol';
 import { JobError, runJob } from '../src/worker/client';
 import { writeDatasetH5 } from '../src/core/h5/write';
+import { declareZipSize } from '../test/helpers';
 import { tinyConfig, writeTinyBadNet } from '../test/tinyBadNet';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -487,18 +488,6 @@ function mutateData(r: Rng, src: string, dest: string): string {
 
 // ---------------------------------------------------------------- .keras archive mutations
 
-function patchZipSize(zip: Uint8Array, member: string, size: number): Uint8Array {
-  const z = Uint8Array.from(zip);
-  const dv = new DataView(z.buffer);
-  const name = Buffer.from(member);
-  for (let o = 0; o + 46 < z.length; o++) {
-    const sig = dv.getUint32(o, true);
-    if (sig === 0x02014b50 && Buffer.from(z.subarray(o + 46, o + 46 + name.length)).equals(name)) dv.setUint32(o + 24, size >>> 0, true);
-    if (sig === 0x04034b50 && Buffer.from(z.subarray(o + 30, o + 30 + name.length)).equals(name)) dv.setUint32(o + 22, size >>> 0, true);
-  }
-  return z;
-}
-
 function mutateKeras(r: Rng, src: string, dest: string, dir: string): string {
   const members = unzipSync(readFileSync(src));
   const rezip = (m: Record<string, Uint8Array>) => writeFileSync(dest, zipSync(m, { level: 6 }));
@@ -537,7 +526,7 @@ function mutateKeras(r: Rng, src: string, dest: string, dir: string): string {
     }
     case 'size-lie': {
       const size = pick(r, [0, 100, 0xfffffffe, 0x7fffffff]);
-      writeFileSync(dest, patchZipSize(zipSync(members, { level: 6 }), pick(r, ['model.weights.h5', 'config.json']), size));
+      writeFileSync(dest, declareZipSize(zipSync(members, { level: 6 }), pick(r, ['model.weights.h5', 'config.json']), size));
       return `declared member size ${size}`;
     }
     default:

@@ -1,4 +1,4 @@
-// Shared test helpers: where the fixtures are, and visible skips without them.
+// Shared test helpers: where the fixtures are, visible skips without them, and a zip-header patcher for hostile archives.
 import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,3 +18,16 @@ export const needsShared = hasShared ? false : 'needs ../shared/fixtures beside 
 export const needsDemo = hasDemo ? false : 'needs demo/ (run npm run make-demo)';
 
 export const tmpDir = (prefix = 'ba-test-') => mkdtempSync(path.join(os.tmpdir(), prefix));
+
+/** Rewrites the declared uncompressed size of `member` in both zip headers. */
+export function declareZipSize(zip: Uint8Array, member: string, size: number): Uint8Array {
+  const z = Uint8Array.from(zip);
+  const dv = new DataView(z.buffer);
+  const name = Buffer.from(member);
+  for (let o = 0; o + 46 < z.length; o++) {
+    const sig = dv.getUint32(o, true);
+    if (sig === 0x02014b50 && name.equals(z.subarray(o + 46, o + 46 + name.length))) dv.setUint32(o + 24, size, true);
+    if (sig === 0x04034b50 && name.equals(z.subarray(o + 30, o + 30 + name.length))) dv.setUint32(o + 22, size, true);
+  }
+  return z;
+}

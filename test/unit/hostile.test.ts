@@ -16,7 +16,7 @@ import { inspectModel } from '../../src/core/inspect';
 import { predictFiles } from '../../src/core/predict';
 import type { AuditOptions } from '../../src/core/types';
 import { JobError, runJob } from '../../src/worker/client';
-import { tmpDir, workerPath } from '../helpers';
+import { declareZipSize, tmpDir, workerPath } from '../helpers';
 import { tinyConfig, writeTinyBadNet, tinyWeights } from '../tinyBadNet';
 
 type Json = Record<string, any>;
@@ -145,18 +145,6 @@ test('unexpected keys in a layer entry are reported; the model still runs (they 
 
 // ---------------------------------------------------------------- .keras archives
 
-/** Rewrites the declared uncompressed size of `member` in both zip headers. */
-function declareSize(zip: Uint8Array, member: string, size: number): Uint8Array {
-  const z = Uint8Array.from(zip);
-  const dv = new DataView(z.buffer);
-  const name = Buffer.from(member);
-  for (let o = 0; o + 46 < z.length; o++) {
-    const sig = dv.getUint32(o, true);
-    if (sig === 0x02014b50 && name.equals(z.subarray(o + 46, o + 46 + name.length))) dv.setUint32(o + 24, size, true);
-    if (sig === 0x04034b50 && name.equals(z.subarray(o + 30, o + 30 + name.length))) dv.setUint32(o + 22, size, true);
-  }
-  return z;
-}
 
 test('.keras archives with unsafe member paths or bomb sizes are refused; nothing is extracted anywhere', async () => {
   const dir = tmpDir('ba-hostile-');
@@ -176,9 +164,9 @@ test('.keras archives with unsafe member paths or bomb sizes are refused; nothin
     // 16 MiB of zeros deflate to ~16 KiB: refused from the sizes, before inflating.
     ['bomb.keras', bomb, /zip bomb/],
     // A header that declares ~4 GiB for a small member.
-    ['declared.keras', declareSize(zipSync({ 'config.json': config, 'model.weights.h5': weights }), 'model.weights.h5', 0xfffffff0), /zip bomb/],
+    ['declared.keras', declareZipSize(zipSync({ 'config.json': config, 'model.weights.h5': weights }), 'model.weights.h5', 0xfffffff0), /zip bomb/],
     // A header that declares 1000 bytes for the 16 MiB bomb: inflation stops at the declared size.
-    ['lying.keras', declareSize(bomb, 'model.weights.h5', 1000), /model\.weights\.h5 in the archive: not an HDF5 file/],
+    ['lying.keras', declareZipSize(bomb, 'model.weights.h5', 1000), /model\.weights\.h5 in the archive: not an HDF5 file/],
   ];
   const savedTmp = process.env.TMPDIR;
   process.env.TMPDIR = sandbox;
