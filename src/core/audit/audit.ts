@@ -24,12 +24,17 @@ type SetKey = 'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest';
 
 interface Chunk { key: SetKey; file: string; start: number; end: number }
 
-/** Every set's images in chunks, all in one queue so the shards stay busy across sets. */
+/**
+ * Every set's images in chunks of equal size (at most CHUNK), all in one queue
+ * so the shards stay busy across sets. Equal chunks also tend to leave the
+ * shards equal shares of the validation images, whose sweep steps they split.
+ */
 function chunksOf(keys: SetKey[], data: Partial<Record<SetKey, DataSetInfo>>): Chunk[] {
   return keys.flatMap((key) => {
     const { file, count } = data[key]!;
+    const size = Math.ceil(count / Math.ceil(count / CHUNK));
     const out: Chunk[] = [];
-    for (let s = 0; s < count; s += CHUNK) out.push({ key, file, start: s, end: Math.min(count, s + CHUNK) });
+    for (let s = 0; s < count; s += size) out.push({ key, file, start: s, end: Math.min(count, s + size) });
     return out;
   });
 }
