@@ -2,21 +2,24 @@
 // the extension in development mode and the lab fixtures copied into a temp workspace:
 // right-click the model in the explorer → "Audit for Backdoors…" → the four data
 // quick picks → progress notification → the audit view, whose charts are drawn and
-// whose table shows exactly the numbers of the report.json written to disk.
+// whose table shows exactly the numbers of the report.json written to disk; then the
+// table's actions: Copy as Markdown, Export CSV, Reveal report, and Open on a repaired model.
 // Also: cancelling from the progress notification leaves no report behind and no
 // worker running, and the audit then runs again to completion.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import type { AuditReport } from '../../src/core/types';
+import { resultsCsv, resultsMarkdown } from '../../webview/format';
 import {
   clickNotificationButton, closeNotificationCenter, explorerContextMenu, extensionBuilt, hostUnavailableReason,
-  openNotificationCenter, repoRoot, waitForNotification, withWorkbench,
+  openNotificationCenter, pickFile, repoRoot, waitForNotification, withWorkbench,
 } from './harness';
 import {
   LAB_CLEAN, LAB_MODEL, LAB_POISONED, acceptDataStep, answerDataStep, assertChartsDrawn, assertTableMatchesReport,
   labDir, needsLab, readReportJson, removeWorkspace, recordNotifications, seenTexts, tempWorkspace,
-  waitForAuditView, waitUntil, writeRepeatedData,
+  waitForAuditView, waitForInspectView, waitUntil, writeRepeatedData,
 } from './flows';
 
 const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build') ?? needsLab;
@@ -26,7 +29,7 @@ const lab = (f: string) => path.join(labDir, f);
 test('explorer context menu → data quick picks → progress → audit view matching report.json', { skip, timeout: 120_000 }, async () => {
   const folder = tempWorkspace([lab(LAB_MODEL), lab(LAB_CLEAN), lab(LAB_POISONED)]);
   try {
-    await withWorkbench('audit-flow', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {
+    await withWorkbench('audit-flow', { extensionDevelopmentPath: repoRoot, folder }, async ({ page, server }) => {
       await recordNotifications(page);
       await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
 
@@ -59,6 +62,32 @@ test('explorer context menu → data quick picks → progress → audit view mat
       await assertTableMatchesReport(frame, report);
       const stats = await assertChartsDrawn(frame);
       console.log(`charts: ${stats.map((s) => `${s.id} ${s.width}x${s.height} ${s.colours} colours`).join(', ')}`);
+
+      // The table's actions, each through the host to where the user looks for the result.
+      const full = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8')) as AuditReport;
+      await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(server.url).origin });
+      await frame.locator('#copy-md').click();
+      const clipboard = await waitUntil('the results in the clipboard', async () => {
+        const text = await page.evaluate('navigator.clipboard.readText()').catch(() => '') as string;
+        return text.includes('|') ? text : undefined;
+      }, 10_000);
+      assert.equal(clipboard, resultsMarkdown(full));
+
+      const csvFile = path.join(folder, 'exported results.csv');
+      await frame.locator('#export-csv').click();
+      await pickFile(page, csvFile);
+      await waitUntil('the exported CSV', async () => existsSync(csvFile), 10_000);
+      assert.equal(readFileSync(csvFile, 'utf8'), resultsCsv(full));
+
+      await frame.locator('#reveal-report').click();
+      const selected = page.locator('.explorer-folders-view .monaco-list-row.selected');
+      await waitUntil('report.json selected in the explorer', async () => (await selected.textContent())?.includes('report.json'), 10_000);
+
+      // "Open" on the first reached row: the repaired model in the Model Inspector, which reads it.
+      const first = full.thresholds.find((t) => t.reached)!;
+      await frame.locator(`.open-repaired[data-drop="${first.drop}"]`).click();
+      const inspected = await waitForInspectView(page, first.repairedModel!);
+      assert.ok(inspected.layers.some((row) => row[0] === report.layer), `no ${report.layer} row in the inspector of ${first.repairedModel}: ${JSON.stringify(inspected.layers)}`);
     });
   } finally {
     removeWorkspace(folder);
