@@ -24,6 +24,9 @@ interface FrontierLayer {
 
 const PASS_THROUGH = new Set(['Flatten', 'Dropout', 'SpatialDropout2D']);
 
+/** Kernel slices kept for reuse: enough for the B' masks of an evaluation. */
+const KEPT_SLICES = 8;
+
 /**
  * Pre-activations are kept per row, every frontier layer's side by side
  * (`width` floats a row), in tensors of shape (n, width) or in one
@@ -33,6 +36,7 @@ export class Frontier {
   readonly width: number;
   /** every layer's bias, laid out like a row of pre-activations */
   private readonly bias: tf.Tensor1D;
+  private readonly slices = new Map<string, tf.Tensor[]>();
 
   private constructor(private readonly net: Net, private readonly plan: PrunePlan, readonly layers: FrontierLayer[]) {
     this.width = layers.reduce((a, l) => a + l.size, 0);
@@ -80,19 +84,38 @@ export class Frontier {
     return layers.length ? new Frontier(net, plan, layers) : undefined;
   }
 
+  /**
+   * Each layer's kernel restricted to `channels` of the cache point. A sweep step or
+   * a B' mask uses the same list for every batch, so recent lists are kept.
+   */
+  private kernelsFor(channels: number[]): tf.Tensor[] {
+    const [h, w, c] = this.plan.cacheShape;
+    if (channels.length === c) return this.layers.map((l) => l.kernel);
+    const key = channels.join();
+    let ks = this.slices.get(key);
+    if (!ks) {
+      ks = this.layers.map((l) => tf.keep(l.kind === 'conv'
+        ? tf.gather(l.kernel, channels, 2)
+        : tf.gather(l.kernel, Array.from({ length: h * w * channels.length }, (_, i) => Math.floor(i / channels.length) * c + channels[i % channels.length]))));
+      if (this.slices.size >= KEPT_SLICES) {
+        const [oldest, old] = this.slices.entries().next().value!;
+        tf.dispose(old);
+        this.slices.delete(oldest);
+      }
+      this.slices.set(key, ks);
+    }
+    return ks;
+  }
+
   /** Each layer's kernel applied to `x` (n, h, w, channels.length), which holds only `channels`: (n, width), no bias. */
   private apply(x: tf.Tensor4D, channels: number[]): tf.Tensor2D {
-    const [h, w, c] = this.plan.cacheShape;
     const n = x.shape[0];
-    const all = channels.length === c;
-    return tf.tidy(() => tf.concat(this.layers.map((l) => {
-      if (l.kind === 'conv') {
-        const k = (all ? l.kernel : tf.gather(l.kernel, channels, 2)) as tf.Tensor4D;
-        return tf.reshape(tf.conv2d(x, k, l.strides, l.padding, 'NHWC', l.dilations), [n, l.size]);
-      }
-      const k = all ? l.kernel : tf.gather(l.kernel, Array.from({ length: h * w * channels.length }, (_, i) => Math.floor(i / channels.length) * c + channels[i % channels.length]));
-      return tf.matMul(tf.reshape(x, [n, -1]), k as tf.Tensor2D);
-    }), 1) as tf.Tensor2D);
+    return tf.tidy(() => {
+      const kernels = this.kernelsFor(channels);
+      return tf.concat(this.layers.map((l, i) => l.kind === 'conv'
+        ? tf.reshape(tf.conv2d(x, kernels[i] as tf.Tensor4D, l.strides, l.padding, 'NHWC', l.dilations), [n, l.size])
+        : tf.matMul(tf.reshape(x, [n, -1]), kernels[i] as tf.Tensor2D)), 1) as tf.Tensor2D;
+    });
   }
 
   /** Pre-activations of every frontier layer for cache rows `x` (n, h, w, c). */
@@ -108,11 +131,6 @@ export class Frontier {
    */
   shift(pre: tf.Tensor2D, change: tf.Tensor4D, channels: number[]): tf.Tensor2D {
     return tf.tidy(() => tf.sub(pre, this.apply(change, channels)));
-  }
-
-  /** `x` (n, h, w, c)'s `channels` minus their pruned values, for shift(). */
-  changeOf(x: tf.Tensor4D, channels: number[]): tf.Tensor4D {
-    return tf.tidy(() => tf.sub(tf.gather(x, channels, 3), tf.tensor1d(channels.map((c) => this.plan.fill[c])))) as tf.Tensor4D;
   }
 
   /** Top-1 of the network for rows whose frontier pre-activations are `pre` (n, width). */
@@ -148,6 +166,7 @@ export class Frontier {
   }
 
   dispose() {
-    tf.dispose([...this.layers.map((l) => l.kernel), this.bias]);
+    tf.dispose([...this.layers.map((l) => l.kernel), this.bias, ...[...this.slices.values()].flat()]);
+    this.slices.clear();
   }
 }

@@ -276,20 +276,25 @@ export class Shard implements ShardApi {
         if (frontier) {
           // B, then each B' from the computed state whose pruned channels it contains (thresholds nest).
           const preB = frontier.preactivations(pooled);
-          bad.set(frontier.labels(preB), s - req.start);
-          const states = [{ mask: [] as number[], pre: preB }];
+          const labelsB = frontier.labels(preB);
+          bad.set(labelsB, s - req.start);
+          const states = [{ mask: [] as number[], pre: preB, labels: labelsB }];
+          const values = masks.length ? pooled.dataSync() as Float32Array : undefined;
+          const all = Array.from({ length: e - s }, (_, i) => i);
           masks.forEach((mask, k) => {
             const inMask = new Set(mask);
             const base = states.filter((st) => st.mask.every((c) => inMask.has(c))).reduce((a, b) => (b.mask.length > a.mask.length ? b : a));
             const extra = mask.filter((c) => !base.mask.includes(c));
-            let pre = base.pre;
+            // A mask equal to an earlier one (two thresholds met at the same step) reuses its labels.
+            let { pre, labels } = base;
             if (extra.length) {
-              const change = frontier.changeOf(pooled, extra);
+              const change = this.changeOfRows(values!, all, extra, []);
               pre = frontier.shift(base.pre, change, extra);
+              labels = frontier.labels(pre);
               change.dispose();
             }
-            prunedPreds[k].set(frontier.labels(pre), s - req.start);
-            states.push({ mask, pre });
+            prunedPreds[k].set(labels, s - req.start);
+            states.push({ mask, pre, labels });
           });
           tf.dispose([...new Set(states.map((st) => st.pre))]);
         } else {
