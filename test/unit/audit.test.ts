@@ -167,8 +167,9 @@ test('lab BadNet: steps that put channels back, and masks that do not nest, equa
     // Prune most channels, put most back (the removed path), then a set that is no prefix of the order.
     const steps = [];
     for (const channels of [order.slice(0, 56), order.slice(0, 20), order.slice(30)]) steps.push(await sh.step(channels, 0));
-    // The last two: a mask met twice (thresholds reached at the same step), and none.
-    const masks = [order.slice(0, 40), [...order.slice(0, 10), ...order.slice(45)], order.slice(0, 57), order.slice(0, 40), []];
+    // B' masks: every channel in ranked order, some that nest and some that do not, one met twice (two
+    // thresholds reached at the same step), and none.
+    const masks = [order, order.slice(0, 40), [...order.slice(0, 10), ...order.slice(45)], order.slice(0, 57), order.slice(0, 40), []];
     const evals = [];
     for (const file of ['faces_clean.h5', 'faces_sunglasses.h5']) evals.push(await sh.evaluate({ file: lab(file), start: 0, end: 5 }, masks, 0, 1283));
     await sh.dispose();
@@ -182,7 +183,7 @@ test('lab BadNet: steps that put channels back, and masks that do not nest, equa
     // Not vacuous: the steps and masks do change labels, and the empty mask is B itself.
     assert.ok(fast.steps.some((st) => st.cleanValid.correct < 5));
     assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 5));
-    assert.deepEqual(fast.evals[0].masks[3].pruned, fast.evals[0].bad);
+    assert.deepEqual(fast.evals[0].masks[5].pruned, fast.evals[0].bad);
   } finally {
     delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
   }

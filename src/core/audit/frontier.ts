@@ -90,7 +90,8 @@ export class Frontier {
    */
   private kernelsFor(channels: number[]): tf.Tensor[] {
     const [h, w, c] = this.plan.cacheShape;
-    if (channels.length === c) return this.layers.map((l) => l.kernel);
+    // The whole kernel only when `channels` is every channel in kernel order: x's channels follow `channels`.
+    if (channels.length === c && channels.every((ch, i) => ch === i)) return this.layers.map((l) => l.kernel);
     const key = channels.join();
     let ks = this.slices.get(key);
     if (!ks) {
