@@ -10,6 +10,7 @@ import { predictFiles } from '../../src/core/predict';
 import type { AuditOptions, AuditReport } from '../../src/core/types';
 import { JobCancelled, JobError, runJob } from '../../src/worker/client';
 import { lab, needsShared, tmpDir, workerPath } from '../helpers';
+import { makeRng } from '../../scripts/fuzz';
 import { writeTinyBadNet } from '../tinyBadNet';
 
 const base = (o: Partial<AuditOptions> & Pick<AuditOptions, 'model' | 'cleanValid' | 'out'>): AuditOptions => ({
@@ -133,6 +134,16 @@ test('worker: an audit through the child process; cancel leaves nothing; a kille
   assert.ok(!existsSync(path.join(dir, 'audit.partial')));
 });
 
+/** `fn` with every sweep step and B' recomputing the whole top: the reference for the frontier. */
+async function withoutFrontier<T>(fn: () => Promise<T>): Promise<T> {
+  process.env.BACKDOOR_AUDIT_NO_FRONTIER = '1';
+  try {
+    return await fn();
+  } finally {
+    delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
+  }
+}
+
 test('lab BadNet: the incremental frontier gives the same sweep and G numbers as full recomputation', { skip: needsShared }, async () => {
   const dir = tmpDir();
   const opts = (out: string) => base({
@@ -142,15 +153,10 @@ test('lab BadNet: the incremental frontier gives the same sweep and G numbers as
     thresholds: [2, 30, 50], fullSweep: true, out,
   });
   const fast = await runAudit(opts(path.join(dir, 'a')), { shards: [new Shard()] });
-  process.env.BACKDOOR_AUDIT_NO_FRONTIER = '1';
-  try {
-    const plain = await runAudit(opts(path.join(dir, 'b')), { shards: [new Shard()] });
-    assert.deepEqual(fast.steps, plain.steps);
-    assert.deepEqual(fast.thresholds.map(({ repairedModel: _, ...t }) => t), plain.thresholds.map(({ repairedModel: _, ...t }) => t));
-    assert.deepEqual(fast.baseline, plain.baseline);
-  } finally {
-    delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
-  }
+  const plain = await withoutFrontier(() => runAudit(opts(path.join(dir, 'b')), { shards: [new Shard()] }));
+  assert.deepEqual(fast.steps, plain.steps);
+  assert.deepEqual(fast.thresholds.map(({ repairedModel: _, ...t }) => t), plain.thresholds.map(({ repairedModel: _, ...t }) => t));
+  assert.deepEqual(fast.baseline, plain.baseline);
 });
 
 test('lab BadNet: steps that put channels back, and masks that do not nest, equal full recomputation', { skip: needsShared }, async () => {
@@ -176,15 +182,44 @@ test('lab BadNet: steps that put channels back, and masks that do not nest, equa
     return { steps, evals };
   };
   const fast = await run();
-  process.env.BACKDOOR_AUDIT_NO_FRONTIER = '1';
-  try {
-    const plain = await run();
-    assert.deepEqual(fast, plain);
-    // Not vacuous: the steps and masks do change labels, and the empty mask is B itself.
-    assert.ok(fast.steps.some((st) => st.cleanValid.correct < 5));
-    assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 5));
-    assert.deepEqual(fast.evals[0].masks[5].pruned, fast.evals[0].bad);
-  } finally {
-    delete process.env.BACKDOOR_AUDIT_NO_FRONTIER;
-  }
+  assert.deepEqual(fast, await withoutFrontier(run));
+  // Not vacuous: the steps and masks do change labels, and the empty mask is B itself.
+  assert.ok(fast.steps.some((st) => st.cleanValid.correct < 5));
+  assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 5));
+  assert.deepEqual(fast.evals[0].masks[5].pruned, fast.evals[0].bad);
+});
+
+test('demo BadNet: random steps and B\' masks equal full recomputation (seeded)', async () => {
+  const demo = (f: string) => path.resolve('demo', f);
+  const channels = 48;
+  const rng = makeRng(9163, 0);
+  const shuffled = () => Array.from({ length: channels }, (_, c) => c).map((c) => [rng(), c]).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+  // Any set of channels in any order: random subsets, prefixes of a random ranking, all of them, none.
+  const randomMask = () => {
+    const kind = Math.floor(rng() * 4);
+    if (kind === 0) return shuffled().filter(() => rng() < 0.5);
+    if (kind === 1) return shuffled().slice(0, Math.floor(rng() * channels));
+    return kind === 2 ? shuffled() : [];
+  };
+  const stepMasks = Array.from({ length: 12 }, randomMask);
+  const evalMasks = Array.from({ length: 6 }, randomMask);
+  evalMasks.push(evalMasks[1], shuffled());
+  const run = async () => {
+    const sh = new Shard();
+    const info = await sh.init({ model: demo('bd_net.h5'), rankBy: 'pool', batchSize: 7 });
+    assert.equal(info.plan.channels, channels);
+    for (const [set, file] of [['cleanValid', 'valid.h5'], ['poisonedValid', 'bd_valid.h5']]) {
+      await sh.load({ set, file: demo(file), start: 0, end: 64, samples: 0, source: 'clean' });
+    }
+    const steps = [];
+    for (const m of stepMasks) steps.push(await sh.step(m, 0));
+    const evals = [];
+    for (const file of ['test.h5', 'bd_test.h5']) evals.push(await sh.evaluate({ file: demo(file), start: 0, end: 64 }, evalMasks, 0, info.classes));
+    await sh.dispose();
+    return { steps, evals };
+  };
+  const fast = await run();
+  assert.deepEqual(fast, await withoutFrontier(run));
+  // Not vacuous: the masks change labels.
+  assert.ok(fast.steps.some((st) => st.cleanValid.correct < 64) && fast.evals[0].masks.some((m) => m.pruned.correct < fast.evals[0].bad.correct));
 });
