@@ -3,7 +3,8 @@
 // right-click the model in the explorer → "Audit for Backdoors…" → the four data
 // quick picks → progress notification → the audit view, whose charts are drawn and
 // whose table shows exactly the numbers of the report.json written to disk; then the
-// table's actions: Copy as Markdown, Export CSV, Reveal report, and Open on a repaired model.
+// table's actions: Copy as Markdown, Export CSV, Reveal report, and Open on a repaired model;
+// and "Reveal Repaired Models" in the Backdoor Audits view.
 // Also: cancelling from the progress notification leaves no report behind and no
 // worker running, and the audit then runs again to completion.
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import type { AuditReport } from '../../src/core/types';
 import { resultsCsv, resultsMarkdown } from '../../webview/format';
 import {
   clickNotificationButton, closeNotificationCenter, explorerContextMenu, extensionBuilt, hostUnavailableReason,
-  openNotificationCenter, pickFile, repoRoot, waitForNotification, withWorkbench,
+  openNotificationCenter, pickFile, repoRoot, rowContextMenu, waitForNotification, withWorkbench,
 } from './harness';
 import {
   LAB_CLEAN, LAB_MODEL, LAB_POISONED, acceptDataStep, answerDataStep, assertChartsDrawn, assertTableMatchesReport,
@@ -88,6 +89,20 @@ test('explorer context menu → data quick picks → progress → audit view mat
       await frame.locator(`.open-repaired[data-drop="${first.drop}"]`).click();
       const inspected = await waitForInspectView(page, first.repairedModel!);
       assert.ok(inspected.layers.some((row) => row[0] === report.layer), `no ${report.layer} row in the inspector of ${first.repairedModel}: ${JSON.stringify(inspected.layers)}`);
+
+      // The Backdoor Audits view lists this audit. "Reveal Repaired Models" on the last threshold row
+      // selects its model in the explorer; on the audit, the first one (the explorer shows another by then).
+      const header = page.locator('.pane-header', { hasText: 'Backdoor Audits' });
+      if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+      const tree = page.locator('.pane', { has: header });
+      const explorerSelection = page.locator('.explorer-folders-view .monaco-list-row.selected');
+      const revealed = (name: string) => waitUntil(`${name} selected in the explorer`, async () => (await explorerSelection.textContent())?.includes(name), 10_000);
+      const last = full.thresholds.filter((t) => t.reached).at(-1)!;
+      assert.notEqual(last.repairedModel, first.repairedModel);
+      await rowContextMenu(page, tree.locator('.monaco-list-row', { hasText: `${last.drop}% ` }).first(), `the ${last.drop}% row`, 'Reveal Repaired Models');
+      await revealed(last.repairedModel!);
+      await rowContextMenu(page, tree.locator('.monaco-list-row', { hasText: LAB_MODEL }).first(), 'the audit in Backdoor Audits', 'Reveal Repaired Models');
+      await revealed(first.repairedModel!);
     });
   } finally {
     removeWorkspace(folder);

@@ -431,8 +431,13 @@ export async function clickNotificationButton(page: Page, text: string | RegExp,
  * Retries: the menu can open before the extension's menu contributions register.
  */
 export async function explorerContextMenu(page: Page, name: string, item: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   const row = page.locator('.explorer-folders-view .monaco-list-row', { has: page.locator('.label-name', { hasText: exactText(name) }) }).first();
+  await rowContextMenu(page, row, name, item, timeoutMs);
+}
+
+/** Right-clicks a list or tree `row` (called `name` in errors) and picks `item` from its context menu. */
+export async function rowContextMenu(page: Page, row: Locator, name: string, item: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   const menu = page.locator('.context-view .monaco-menu');
   for (;;) {
     await row.waitFor({ state: 'visible', timeout: Math.max(1_000, deadline - Date.now()) });
