@@ -176,3 +176,22 @@ test('poisoned labels not all equal are fine once --target is given', async () =
   assert.equal(r.target, 0);
   assert.equal(r.baseline.validAttackRate, 1);
 });
+
+test('channels-first images are moved to channels-last, and a NaN or Inf in any channel is found', async () => {
+  const file = path.join(tmpDir(), 'cf.h5');
+  // 3 images (N, C=3, H=1, W=2), value = 100·image + 10·channel + x.
+  const xs = Array.from({ length: 18 }, (_, i) => 100 * Math.floor(i / 6) + 10 * Math.floor((i % 6) / 2) + (i % 2));
+  await writeDatasetH5(file, Float64Array.from(xs), [3, 3, 1, 2], [0, 1, 2]);
+  const src = await openDataset(file, [1, 2, 3], 3);
+  assert.equal(src.info.axisOrder, 'channels_first');
+  assert.deepEqual(Array.from(src.read(1, 3)), [100, 110, 120, 101, 111, 121, 200, 210, 220, 201, 211, 221]);
+  src.close();
+  for (const bad of [NaN, Infinity, -Infinity, 1e300]) {
+    xs[15] = bad; // image 2, channel 1
+    await writeDatasetH5(file, Float64Array.from(xs), [3, 3, 1, 2], [0, 1, 2]);
+    const s = await openDataset(file, [1, 2, 3], 3);
+    assert.equal(s.read(0, 2).length, 12);
+    assert.throws(() => s.read(0, 3), (e: unknown) => e instanceof UserError && /image 2 contains NaN or Inf values/.test(e.message) && e.file === file);
+    s.close();
+  }
+});

@@ -60,21 +60,12 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
         if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) raw = Array.from(raw as ArrayLike<bigint>, Number);
         const count = end - start;
         if (!raw || raw.length !== count * per) throw new UserError(`reading images ${start}..${end} returned ${raw?.length ?? 0} values, expected ${count * per} (truncated file?)`, file, 'corrupt');
-        const out = new Float32Array(count * per);
-        if (axisOrder === 'channels_last') out.set(raw);
-        else {
-          // (N, C, H, W) -> (N, H, W, C)
-          const plane = h * w;
-          for (let i = 0; i < count; i++) {
-            const base = i * per;
-            for (let ch = 0; ch < c; ch++) {
-              const src = base + ch * plane;
-              for (let p = 0; p < plane; p++) out[base + p * c + ch] = raw[src + p];
-            }
-          }
-        }
-        for (let i = 0; i < out.length; i++) {
-          if (!Number.isFinite(out[i])) throw new UserError(`image ${start + Math.floor(i / per)} contains NaN or Inf values`, file, 'bad-data');
+        // One monomorphic pass over float32 values is ~2× faster than indexing the raw array of any type.
+        const values = raw instanceof Float32Array ? raw : new Float32Array(raw);
+        const out = axisOrder === 'channels_last' ? values : new Float32Array(count * per);
+        if (!copyChecked(values, out, count, h * w, axisOrder === 'channels_last' ? 1 : c)) {
+          const i = out.findIndex((v) => !Number.isFinite(v));
+          throw new UserError(`image ${start + Math.floor(i / per)} contains NaN or Inf values`, file, 'bad-data');
         }
         return out;
       },
@@ -84,6 +75,32 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
     closeQuietly(f);
     throw e;
   }
+}
+
+/**
+ * Copies `count` images from (N, C, H, W) `src` to (N, H, W, C) `out` (with
+ * `channels` 1, `out` may be `src`: only the check runs). False if any value is
+ * NaN or infinite.
+ */
+function copyChecked(src: Float32Array, out: Float32Array, count: number, plane: number, channels: number): boolean {
+  let bad = 0; // v - v is 0 for every finite v, NaN otherwise
+  if (channels === 1) {
+    for (let i = 0; i < src.length; i++) bad += src[i] - src[i];
+    return bad === 0;
+  }
+  const per = plane * channels;
+  for (let i = 0; i < count; i++) {
+    const base = i * per;
+    for (let ch = 0; ch < channels; ch++) {
+      const from = base + ch * plane;
+      for (let p = 0, o = base + ch; p < plane; p++, o += channels) {
+        const v = src[from + p];
+        out[o] = v;
+        bad += v - v;
+      }
+    }
+  }
+  return bad === 0;
 }
 
 /**
