@@ -1,5 +1,5 @@
-// Shared test helpers: where the fixtures are, visible skips without them, and a zip-header patcher for hostile archives.
-import { existsSync, mkdtempSync } from 'node:fs';
+// Shared test helpers: where the fixtures are, visible skips without them, temp folders, and a zip-header patcher for hostile archives.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -17,7 +17,18 @@ export const hasDemo = existsSync(demo('bd_net.h5'));
 export const needsShared = hasShared ? false : 'needs ../shared/fixtures beside the repo (absent here)';
 export const needsDemo = hasDemo ? false : 'needs demo/ (run npm run make-demo)';
 
-export const tmpDir = (prefix = 'ba-test-') => mkdtempSync(path.join(os.tmpdir(), prefix));
+const made: string[] = [];
+// Each test file runs in its own process: its temp folders go when it ends (BDA_KEEP_TMP=1 keeps them).
+process.on('exit', () => {
+  if (!process.env.BDA_KEEP_TMP) for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temp folder, removed when the test process exits. */
+export function tmpDir(prefix = 'ba-test-'): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
 
 /** Rewrites the declared uncompressed size of `member` in both zip headers. */
 export function declareZipSize(zip: Uint8Array, member: string, size: number): Uint8Array {

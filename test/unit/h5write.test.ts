@@ -4,12 +4,12 @@
 // so "the same bytes-level layout as h5py wrote" is the check we can make.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import h5wasm from 'h5wasm/node';
 import { writeDatasetH5, writeKerasModelH5, type LayerWeights } from '../../src/core/h5/write';
+import { tmpDir } from '../helpers';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.resolve(repoRoot, '../shared/fixtures/lab-badnet');
@@ -84,77 +84,69 @@ function readKerasModel(file: string) {
 test('Keras model writer reproduces the Keras 2.15 fixture layout', { skip }, async () => {
   await h5wasm.ready;
   const src = path.join(fixtures, 'bd_net_pruned45_keras2.15.h5');
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'h5write-'));
+  const dir = tmpDir('h5write-');
+  const m = readKerasModel(src);
+  const out = path.join(dir, 'roundtrip.h5');
+  await writeKerasModelH5(out, m.modelConfig, m.layers.filter((l) => l.weights.length > 0), { kerasVersion: m.kerasVersion, backend: m.backend });
+  assert.deepEqual(readdirSync(dir), ['roundtrip.h5'], 'no temp file left behind');
+
+  const a = new h5wasm.File(src, 'r');
+  const b = new h5wasm.File(out, 'r');
   try {
-    const m = readKerasModel(src);
-    const out = path.join(dir, 'roundtrip.h5');
-    await writeKerasModelH5(out, m.modelConfig, m.layers.filter((l) => l.weights.length > 0), { kerasVersion: m.kerasVersion, backend: m.backend });
-    assert.deepEqual(readdirSync(dir), ['roundtrip.h5'], 'no temp file left behind');
-
-    const a = new h5wasm.File(src, 'r');
-    const b = new h5wasm.File(out, 'r');
-    try {
-      const da = describe(a);
-      const db = describe(b);
-      assert.deepEqual([...db.keys()].sort(), [...da.keys()].sort(), 'same groups and datasets');
-      for (const [p, want] of da) {
-        const got = db.get(p)!;
-        if (p === '/') {
-          // h5wasm builds UTF-8 strings from H5T_FORTRAN_S1 (space padded);
-          // h5py's are null-terminated. Padding is unused for vlen strings.
-          for (const k of ['backend', 'keras_version']) {
-            const w = want.attrs[k] as any;
-            const g = got.attrs[k] as any;
-            assert.equal(w.type.strpad, 0);
-            assert.equal(g.type.strpad, 2);
-            assert.deepEqual({ ...g, type: { ...g.type, strpad: 0 } }, w, `/@${k}`);
-          }
-          const rest = (d: Described) => Object.fromEntries(Object.entries(d.attrs).filter(([k]) => k !== 'backend' && k !== 'keras_version'));
-          assert.deepEqual(rest(got), rest(want), '/ attributes');
-          continue;
+    const da = describe(a);
+    const db = describe(b);
+    assert.deepEqual([...db.keys()].sort(), [...da.keys()].sort(), 'same groups and datasets');
+    for (const [p, want] of da) {
+      const got = db.get(p)!;
+      if (p === '/') {
+        // h5wasm builds UTF-8 strings from H5T_FORTRAN_S1 (space padded);
+        // h5py's are null-terminated. Padding is unused for vlen strings.
+        for (const k of ['backend', 'keras_version']) {
+          const w = want.attrs[k] as any;
+          const g = got.attrs[k] as any;
+          assert.equal(w.type.strpad, 0);
+          assert.equal(g.type.strpad, 2);
+          assert.deepEqual({ ...g, type: { ...g.type, strpad: 0 } }, w, `/@${k}`);
         }
-        assert.deepEqual(got, want, p);
+        const rest = (d: Described) => Object.fromEntries(Object.entries(d.attrs).filter(([k]) => k !== 'backend' && k !== 'keras_version'));
+        assert.deepEqual(rest(got), rest(want), '/ attributes');
+        continue;
       }
-    } finally {
-      a.close();
-      b.close();
-    }
-
-    // The attribute shapes Keras' loader depends on, spelled out.
-    const f = new h5wasm.File(out, 'r');
-    try {
-      const mw = f.get('model_weights') as H5Group;
-      const empty = (mw.get('pool_1') as H5Group).attrs.weight_names;
-      assert.deepEqual([empty.metadata.type, empty.metadata.size, empty.metadata.shape], [1, 8, [0]], 'empty weight_names is float64 (0,)');
-      const ln = mw.attrs.layer_names.metadata;
-      assert.deepEqual([ln.type, ln.vlen, ln.cset, ln.shape], [3, true, 0, [15]], 'layer_names is a vlen ASCII string array');
-      assert.ok((mw.get('conv_3/conv_3/kernel:0') as InstanceType<typeof h5wasm.Dataset>) instanceof h5wasm.Dataset);
-    } finally {
-      f.close();
+      assert.deepEqual(got, want, p);
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    a.close();
+    b.close();
+  }
+
+  // The attribute shapes Keras' loader depends on, spelled out.
+  const f = new h5wasm.File(out, 'r');
+  try {
+    const mw = f.get('model_weights') as H5Group;
+    const empty = (mw.get('pool_1') as H5Group).attrs.weight_names;
+    assert.deepEqual([empty.metadata.type, empty.metadata.size, empty.metadata.shape], [1, 8, [0]], 'empty weight_names is float64 (0,)');
+    const ln = mw.attrs.layer_names.metadata;
+    assert.deepEqual([ln.type, ln.vlen, ln.cset, ln.shape], [3, true, 0, [15]], 'layer_names is a vlen ASCII string array');
+    assert.ok((mw.get('conv_3/conv_3/kernel:0') as InstanceType<typeof h5wasm.Dataset>) instanceof h5wasm.Dataset);
+  } finally {
+    f.close();
   }
 });
 
 test('Keras model writer rejects bad input and leaves no temp file', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'h5write-'));
+  const dir = tmpDir('h5write-');
   const cfg = JSON.stringify({ class_name: 'Functional', config: { layers: [{ class_name: 'Dense', config: { name: 'fc' } }] } });
   const w = (name: string, n: number) => ({ name, shape: [n], data: new Float32Array(n) });
-  try {
-    const out = path.join(dir, 'm.h5');
-    await assert.rejects(writeKerasModelH5(out, '{', []), /not valid JSON/);
-    await assert.rejects(writeKerasModelH5(out, cfg, [{ layer: 'nope', weights: [] }]), /not in model_config/);
-    await assert.rejects(writeKerasModelH5(out, cfg, [{ layer: 'fc', weights: [{ name: 'fc/bias:0', shape: [3], data: new Float32Array(2) }] }]), /does not match/);
-    // Fails half-way through the HDF5 file: the temp file must go.
-    await assert.rejects(writeKerasModelH5(out, cfg, [{ layer: 'fc', weights: [w('fc/bias:0', 2), w('fc/bias:0', 2)] }]), /given twice/);
-    assert.deepEqual(readdirSync(dir), []);
-    await assert.rejects(writeKerasModelH5(path.join(dir, 'no/such/dir/m.h5'), cfg, []), /cannot create/);
-    await writeKerasModelH5(out, cfg, [{ layer: 'fc', weights: [w('fc/kernel:0', 4), w('fc/bias:0', 2)] }], { trainingConfig: '{}' });
-    assert.deepEqual(readdirSync(dir), ['m.h5']);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const out = path.join(dir, 'm.h5');
+  await assert.rejects(writeKerasModelH5(out, '{', []), /not valid JSON/);
+  await assert.rejects(writeKerasModelH5(out, cfg, [{ layer: 'nope', weights: [] }]), /not in model_config/);
+  await assert.rejects(writeKerasModelH5(out, cfg, [{ layer: 'fc', weights: [{ name: 'fc/bias:0', shape: [3], data: new Float32Array(2) }] }]), /does not match/);
+  // Fails half-way through the HDF5 file: the temp file must go.
+  await assert.rejects(writeKerasModelH5(out, cfg, [{ layer: 'fc', weights: [w('fc/bias:0', 2), w('fc/bias:0', 2)] }]), /given twice/);
+  assert.deepEqual(readdirSync(dir), []);
+  await assert.rejects(writeKerasModelH5(path.join(dir, 'no/such/dir/m.h5'), cfg, []), /cannot create/);
+  await writeKerasModelH5(out, cfg, [{ layer: 'fc', weights: [w('fc/kernel:0', 4), w('fc/bias:0', 2)] }], { trainingConfig: '{}' });
+  assert.deepEqual(readdirSync(dir), ['m.h5']);
 });
 
 test('dataset writer reproduces the lab data layout', { skip }, async () => {
@@ -164,34 +156,30 @@ test('dataset writer reproduces the lab data layout', { skip }, async () => {
   const label = (src.get('label') as InstanceType<typeof h5wasm.Dataset>).value as Float64Array;
   const want = describe(src);
   src.close();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'h5write-'));
-  try {
-    const out = path.join(dir, 'faces.h5');
-    await writeDatasetH5(out, data, [5, 3, 55, 47], label);
-    const f = new h5wasm.File(out, 'r');
-    assert.deepEqual(describe(f), want);
-    f.close();
+  const dir = tmpDir('h5write-');
+  const out = path.join(dir, 'faces.h5');
+  await writeDatasetH5(out, data, [5, 3, 55, 47], label);
+  const f = new h5wasm.File(out, 'r');
+  assert.deepEqual(describe(f), want);
+  f.close();
 
-    // uint8 + gzip, chunked by rows: values and dtype come back unchanged.
-    const u8 = Uint8Array.from(data, (v) => Math.round(v));
-    const outz = path.join(dir, 'faces_u8.h5');
-    await writeDatasetH5(outz, u8, [5, 3, 55, 47], label, { compression: 6 });
-    const z = new h5wasm.File(outz, 'r');
-    const d = z.get('data') as InstanceType<typeof h5wasm.Dataset>;
-    assert.equal(d.dtype, '<B');
-    assert.deepEqual(d.shape, [5, 3, 55, 47]);
-    assert.deepEqual(d.metadata.chunks, [5, 3, 55, 47]);
-    assert.deepEqual(d.filters.map((x: { id: number }) => x.id), [1]);
-    assert.deepEqual(Array.from(d.value as Uint8Array), Array.from(u8));
-    assert.deepEqual(Array.from((z.get('label') as InstanceType<typeof h5wasm.Dataset>).value as Float64Array), Array.from(label));
-    z.close();
+  // uint8 + gzip, chunked by rows: values and dtype come back unchanged.
+  const u8 = Uint8Array.from(data, (v) => Math.round(v));
+  const outz = path.join(dir, 'faces_u8.h5');
+  await writeDatasetH5(outz, u8, [5, 3, 55, 47], label, { compression: 6 });
+  const z = new h5wasm.File(outz, 'r');
+  const d = z.get('data') as InstanceType<typeof h5wasm.Dataset>;
+  assert.equal(d.dtype, '<B');
+  assert.deepEqual(d.shape, [5, 3, 55, 47]);
+  assert.deepEqual(d.metadata.chunks, [5, 3, 55, 47]);
+  assert.deepEqual(d.filters.map((x: { id: number }) => x.id), [1]);
+  assert.deepEqual(Array.from(d.value as Uint8Array), Array.from(u8));
+  assert.deepEqual(Array.from((z.get('label') as InstanceType<typeof h5wasm.Dataset>).value as Float64Array), Array.from(label));
+  z.close();
 
-    await writeDatasetH5(path.join(dir, 'nolabel.h5'), new Float32Array(6), [2, 3]);
-    const nl = new h5wasm.File(path.join(dir, 'nolabel.h5'), 'r');
-    assert.deepEqual(nl.keys(), ['data']);
-    nl.close();
-    await assert.rejects(writeDatasetH5(path.join(dir, 'bad.h5'), new Float32Array(6), [2, 3], [1, 2, 3]), /label has 3 rows/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await writeDatasetH5(path.join(dir, 'nolabel.h5'), new Float32Array(6), [2, 3]);
+  const nl = new h5wasm.File(path.join(dir, 'nolabel.h5'), 'r');
+  assert.deepEqual(nl.keys(), ['data']);
+  nl.close();
+  await assert.rejects(writeDatasetH5(path.join(dir, 'bad.h5'), new Float32Array(6), [2, 3], [1, 2, 3]), /label has 3 rows/);
 });

@@ -1,12 +1,12 @@
 // Path safety of the extension host: what a webview or a report may make the host open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   auditDirFor, expandVariables, isInAuditFolder, isInside, isInsideAny, resolveInside, resolveSettingPath,
 } from '../../src/host/paths';
+import { tmpDir } from '../helpers';
 
 const root = path.resolve('/ws/models/bd_net.h5.audit');
 
@@ -41,8 +41,7 @@ test('resolveInside: relative names resolve against the folder; escapes are refu
 });
 
 test('resolveInside follows symlinks: a link inside that points outside is refused', (t) => {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'host-paths-'));
-  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = tmpDir('host-paths-');
   const dir = path.join(tmp, 'm.h5.audit');
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'repaired_2.h5'), 'x');

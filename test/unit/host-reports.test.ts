@@ -1,17 +1,16 @@
 // Saved audits: reading report.json and resolving the files it names.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   auditDirFromState, dataFileFor, findAuditDirs, readReport, repairedModelPath, reportPath,
 } from '../../src/host/reports';
 import type { AuditReport } from '../../src/protocol';
+import { tmpDir } from '../helpers';
 
-function makeAudit(t: { after: (fn: () => void) => void }) {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'host-reports-'));
-  t.after(() => rmSync(tmp, { recursive: true, force: true }));
+function makeAudit() {
+  const tmp = tmpDir('host-reports-');
   const dir = path.join(tmp, 'bd_net.h5.audit');
   mkdirSync(dir);
   writeFileSync(path.join(tmp, 'bd_net.h5'), 'model');
@@ -32,8 +31,8 @@ function makeAudit(t: { after: (fn: () => void) => void }) {
   return { tmp, dir };
 }
 
-test('readReport reads a version 1 report and rejects anything else, naming the file', async (t) => {
-  const { tmp, dir } = makeAudit(t);
+test('readReport reads a version 1 report and rejects anything else, naming the file', async () => {
+  const { tmp, dir } = makeAudit();
   const r = await readReport(dir);
   assert.equal(r.layer, 'conv_3');
   await assert.rejects(readReport(tmp), (e: Error & { file?: string }) => /not found/.test(e.message) && e.file === path.join(tmp, 'report.json'));
@@ -43,8 +42,8 @@ test('readReport reads a version 1 report and rejects anything else, naming the 
   await assert.rejects(readReport(tmp), /unreadable/);
 });
 
-test('repaired models are only found inside the audit folder', async (t) => {
-  const { dir } = makeAudit(t);
+test('repaired models are only found inside the audit folder', async () => {
+  const { dir } = makeAudit();
   const r: AuditReport = await readReport(dir);
   assert.equal(repairedModelPath(dir, r, 2), path.join(dir, 'repaired_2.h5'));
   assert.equal(repairedModelPath(dir, r, 4), undefined, 'the model beside the folder is outside it');
@@ -55,8 +54,8 @@ test('repaired models are only found inside the audit folder', async (t) => {
   assert.equal(repairedModelPath(dir, r, 7), undefined, 'no such row');
 });
 
-test('model and data paths from another machine fall back to the files beside the audit folder', async (t) => {
-  const { tmp, dir } = makeAudit(t);
+test('model and data paths from another machine fall back to the files beside the audit folder', async () => {
+  const { tmp, dir } = makeAudit();
   const r = await readReport(dir);
   assert.equal(reportPath(dir, r.model), path.join(tmp, 'bd_net.h5'));
   assert.deepEqual(dataFileFor(dir, r, 'clean'), { file: path.join(tmp, 'valid.h5'), count: 5 });
@@ -74,8 +73,8 @@ test('auditDirFromState takes only an absolute audit folder from the webview sta
   assert.equal(auditDirFromState('x'), undefined);
 });
 
-test('findAuditDirs lists the folder and its direct children that hold a report', (t) => {
-  const { tmp, dir } = makeAudit(t);
+test('findAuditDirs lists the folder and its direct children that hold a report', () => {
+  const { tmp, dir } = makeAudit();
   assert.deepEqual(findAuditDirs(tmp), [dir]);
   assert.deepEqual(findAuditDirs(dir), [dir]);
   assert.deepEqual(findAuditDirs(path.join(tmp, 'missing')), []);
