@@ -6,8 +6,11 @@
 // table's actions: Copy as Markdown, Export CSV, Reveal report, and Open on a repaired model;
 // and "Reveal Repaired Models" in the Backdoor Audits view.
 // Also: cancelling from the progress notification leaves no report behind and no
-// worker running, and the audit then runs again to completion.
+// worker running, and the audit then runs again to completion; and in an audit view
+// opened from the palette, maps for another index and for a picked PNG, and a re-run
+// with other thresholds.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -15,7 +18,7 @@ import type { AuditReport } from '../../src/core/types';
 import { resultsCsv, resultsMarkdown } from '../../webview/format';
 import {
   clickNotificationButton, closeNotificationCenter, explorerContextMenu, extensionBuilt, hostUnavailableReason,
-  openNotificationCenter, pickFile, repoRoot, rowContextMenu, waitForNotification, withWorkbench,
+  openNotificationCenter, pickFile, pickQuickItem, repoRoot, rowContextMenu, runCommand, waitForNotification, withWorkbench,
 } from './harness';
 import {
   LAB_CLEAN, LAB_MODEL, LAB_POISONED, acceptDataStep, answerDataStep, assertChartsDrawn, assertTableMatchesReport,
@@ -149,6 +152,47 @@ test('cancelling from the progress notification leaves no report; the audit then
       const report = readReportJson(path.join(folder, AUDIT_DIR));
       await assertTableMatchesReport(frame, report);
       await assertChartsDrawn(frame);
+    });
+  } finally {
+    removeWorkspace(folder);
+  }
+});
+
+test('audit view: maps of another index and of a picked PNG, then a re-run with other thresholds', { skip, timeout: 150_000 }, async () => {
+  const png = path.join(labDir, 'png', 'cl_4_label-748.png');
+  const folder = tempWorkspace([lab(LAB_MODEL), lab(LAB_CLEAN), lab(LAB_POISONED), png]);
+  try {
+    // An audit from the CLI, so this test starts at its report.
+    const w = (f: string) => path.join(folder, f);
+    execFileSync(process.execPath, [path.join(repoRoot, 'dist/cli.mjs'), 'audit', w(LAB_MODEL), '--clean-valid', w(LAB_CLEAN),
+      '--poisoned-valid', w(LAB_POISONED), '--clean-test', w(LAB_CLEAN), '--poisoned-test', w(LAB_POISONED), '--out', w(AUDIT_DIR)], { stdio: 'pipe' });
+    await withWorkbench('audit-view', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {
+      await runCommand(page, 'Backdoor Audit: Open Report');
+      await pickQuickItem(page, LAB_MODEL);
+      let frame = await waitForAuditView(page, LAB_MODEL);
+      const captions = async () => (await frame.locator('#maps .map-captions .chip').allTextContents()).map((t) => t.trim());
+
+      // Index 4 is past the report's samples (0..3): the host computes its maps. Keras's labels for it: 748 and 0.
+      await frame.locator('#index-field input').fill('4');
+      await frame.locator('#index-field input').press('Enter');
+      await waitUntil('the maps of index 4', async () => (await captions()).join(' | ') === 'left: clean #4: label 748, predicted 748 | right: poisoned #4: label 0, predicted 0 (attack target)' || undefined, 30_000);
+
+      // A PNG through the open dialog: its label comes from its name, and Keras predicts that label.
+      await frame.locator('#maps vscode-button', { hasText: 'Pick PNG/JPEG…' }).click();
+      await pickFile(page, w(path.basename(png)));
+      await waitUntil('the maps of the picked PNG', async () => (await captions()).join(' | ') === 'left: cl_4_label-748.png: label 748, predicted 748' || undefined, 30_000);
+
+      // Re-run with other thresholds: a new report in the same folder, shown in the same view.
+      await frame.locator('#rerun-field input').fill('2, 30');
+      await frame.locator('#rerun').click();
+      await waitUntil('the re-run report', async () => {
+        const r = readReportJson(w(AUDIT_DIR));
+        return r.thresholds.map((t) => t.drop).join() === '2,30' || undefined;
+      }, 60_000);
+      frame = await waitForAuditView(page, LAB_MODEL);
+      const report = readReportJson(w(AUDIT_DIR));
+      await waitUntil('the table of the re-run', async () => (await frame.locator('#results-table').textContent())?.includes('30% drop') || undefined, 20_000);
+      await assertTableMatchesReport(frame, report);
     });
   } finally {
     removeWorkspace(folder);
