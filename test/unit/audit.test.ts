@@ -9,7 +9,7 @@ import { Shard } from '../../src/core/audit/shard';
 import { predictFiles } from '../../src/core/predict';
 import type { AuditOptions, AuditReport } from '../../src/core/types';
 import { JobCancelled, JobError, runJob } from '../../src/worker/client';
-import { lab, needsShared, tmpDir, workerPath } from '../helpers';
+import { k3, lab, needsShared, tmpDir, workerPath } from '../helpers';
 import { makeRng } from '../../scripts/fuzz';
 import { writeTinyBadNet } from '../tinyBadNet';
 
@@ -189,37 +189,59 @@ test('lab BadNet: steps that put channels back, and masks that do not nest, equa
   assert.deepEqual(fast.evals[0].masks[5].pruned, fast.evals[0].bad);
 });
 
-test('demo BadNet: random steps and B\' masks equal full recomputation (seeded)', async () => {
-  const demo = (f: string) => path.resolve('demo', f);
-  const channels = 48;
-  const rng = makeRng(9163, 0);
-  const shuffled = () => Array.from({ length: channels }, (_, c) => c).map((c) => [rng(), c]).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
-  // Any set of channels in any order: random subsets, prefixes of a random ranking, all of them, none.
-  const randomMask = () => {
-    const kind = Math.floor(rng() * 4);
-    if (kind === 0) return shuffled().filter(() => rng() < 0.5);
-    if (kind === 1) return shuffled().slice(0, Math.floor(rng() * channels));
-    return kind === 2 ? shuffled() : [];
+/**
+ * Seeded random sweep steps and B' masks on `model`, with the frontier and with full
+ * recomputation: any set of channels in any order (random subsets, prefixes of a random
+ * ranking, all of them, none), a mask twice, and every channel last.
+ */
+async function randomAgainstFull(init: { model: string; layer?: string }, valid: string[], test: string[], n: number, seed: number) {
+  const rng = makeRng(seed, 0);
+  let channels = 0;
+  const masks = (count: number) => {
+    const shuffled = () => Array.from({ length: channels }, (_, c) => c).map((c) => [rng(), c]).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const one = () => {
+      const kind = Math.floor(rng() * 4);
+      if (kind === 0) return shuffled().filter(() => rng() < 0.5);
+      if (kind === 1) return shuffled().slice(0, Math.floor(rng() * channels));
+      return kind === 2 ? shuffled() : [];
+    };
+    const ms = Array.from({ length: count }, one);
+    return [...ms, ms[1], shuffled()];
   };
-  const stepMasks = Array.from({ length: 12 }, randomMask);
-  const evalMasks = Array.from({ length: 6 }, randomMask);
-  evalMasks.push(evalMasks[1], shuffled());
+  let stepMasks: number[][] = [], evalMasks: number[][] = [];
   const run = async () => {
     const sh = new Shard();
-    const info = await sh.init({ model: demo('bd_net.h5'), rankBy: 'pool', batchSize: 7 });
-    assert.equal(info.plan.channels, channels);
-    for (const [set, file] of [['cleanValid', 'valid.h5'], ['poisonedValid', 'bd_valid.h5']]) {
-      await sh.load({ set, file: demo(file), start: 0, end: 64, samples: 0, source: 'clean' });
+    const info = await sh.init({ ...init, rankBy: 'pool', batchSize: 7 });
+    if (!channels) {
+      channels = info.plan.channels;
+      stepMasks = masks(12);
+      evalMasks = masks(6);
     }
+    for (const file of valid) await sh.load({ set: file, file, start: 0, end: n, samples: 0, source: 'clean' });
     const steps = [];
     for (const m of stepMasks) steps.push(await sh.step(m, 0));
     const evals = [];
-    for (const file of ['test.h5', 'bd_test.h5']) evals.push(await sh.evaluate({ file: demo(file), start: 0, end: 64 }, evalMasks, 0, info.classes));
+    for (const file of test) evals.push(await sh.evaluate({ file, start: 0, end: n }, evalMasks, 0, info.classes));
     await sh.dispose();
     return { steps, evals };
   };
   const fast = await run();
   assert.deepEqual(fast, await withoutFrontier(run));
+  return fast;
+}
+
+test('demo BadNet: random steps and B\' masks equal full recomputation (seeded)', async () => {
+  const d = (f: string) => path.resolve('demo', f);
+  const fast = await randomAgainstFull({ model: d('bd_net.h5') }, [d('valid.h5'), d('bd_valid.h5')], [d('test.h5'), d('bd_test.h5')], 64, 9163);
   // Not vacuous: the masks change labels.
-  assert.ok(fast.steps.some((st) => st.cleanValid.correct < 64) && fast.evals[0].masks.some((m) => m.pruned.correct < fast.evals[0].bad.correct));
+  assert.ok(fast.steps.some((st) => st[d('valid.h5')].correct < 64) && fast.evals[0].masks.some((m) => m.pruned.correct < fast.evals[0].bad.correct));
+});
+
+test('keras3-small (BatchNorm below, tanh and ReLU branches above, zero biases): random steps and masks equal full recomputation', { skip: needsShared }, async () => {
+  // Untrained: its biases are zero, so a row whose channels are all pruned has all-zero logits, a tie
+  // that only exact values resolve like Keras (class 0).
+  for (const seed of [1, 2, 3]) {
+    const fast = await randomAgainstFull({ model: k3('model.h5') }, [k3('inputs.h5')], [k3('inputs.h5')], 8, seed);
+    assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 8));
+  }
 });

@@ -37,6 +37,13 @@ export class Frontier {
   /** every layer's bias, laid out like a row of pre-activations */
   private readonly bias: tf.Tensor1D;
   private readonly slices = new Map<string, tf.Tensor[]>();
+  /**
+   * An idle row: every channel at its pruned value. Its pre-activations and label are
+   * computed once, directly, as full recomputation does; shifting a row there would
+   * leave float noise where the exact values may be zeros that tie every logit.
+   */
+  readonly idleRow: Float32Array;
+  readonly idleLabel: number;
 
   private constructor(private readonly net: Net, private readonly plan: PrunePlan, readonly layers: FrontierLayer[]) {
     this.width = layers.reduce((a, l) => a + l.size, 0);
@@ -45,6 +52,11 @@ export class Frontier {
       const b = l.bias ? tf.tensor1d(l.bias) : tf.zeros([l.outShape[l.outShape.length - 1]]);
       return tf.tile(b, [l.size / b.shape[0]]);
     })) as tf.Tensor1D);
+    const [h, w, c] = plan.cacheShape;
+    const idle = tf.tidy(() => this.preactivations(tf.tile(tf.tensor4d(plan.fill, [1, 1, 1, c]), [1, h, w, 1]) as tf.Tensor4D));
+    this.idleRow = idle.dataSync() as Float32Array;
+    this.idleLabel = this.labels(idle)[0];
+    idle.dispose();
   }
 
   /** undefined when the layers after the cache point are not all affine (then steps recompute the whole top). */

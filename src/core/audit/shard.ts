@@ -80,6 +80,8 @@ interface CachedSet {
   current: Int32Array; // predictions under the current mask
   /** pre-activations of the frontier layers under the current mask, `frontier.width` a row */
   pre?: Float32Array;
+  /** per row, how many unpruned channels are away from their pruned value (0: the row is idle) */
+  live: Int32Array;
 }
 
 export class Shard implements ShardApi {
@@ -168,7 +170,8 @@ export class Shard implements ShardApi {
       src.close();
     }
     const labels = src.labels?.slice(req.start, req.end);
-    this.sets.set(`${req.set}@${req.start}`, { set: req.set, cache, labels, current: predictions.slice(), pre });
+    const live = Int32Array.from({ length: n }, (_, r) => this.activeChannels(cache, r).length);
+    this.sets.set(`${req.set}@${req.start}`, { set: req.set, cache, labels, current: predictions.slice(), pre, live });
     const rs = this.net.shapes.get(rankLayer)!;
     return { count: n, rankSums: Array.from(rankSums), rankPositions: n * rs[0] * rs[1], predictions, labels, samples, seconds: (performance.now() - t0) / 1000 };
   }
@@ -203,10 +206,16 @@ export class Shard implements ShardApi {
     const frontier = this.frontier;
     const result: Record<string, Counts> = {};
     for (const set of this.sets.values()) {
-      const rows = this.touched(set.cache, changed);
+      const rows = this.touched(set, added, removed);
       if (rows.length && frontier && set.pre) {
-        for (let b = 0; b < rows.length; b += this.batch) {
-          const part = rows.slice(b, b + this.batch);
+        const moving = rows.filter((r) => set.live[r] > 0);
+        for (const r of rows) {
+          if (set.live[r] > 0) continue;
+          set.pre.set(frontier.idleRow, r * frontier.width);
+          set.current[r] = frontier.idleLabel;
+        }
+        for (let b = 0; b < moving.length; b += this.batch) {
+          const part = moving.slice(b, b + this.batch);
           const change = this.changeOfRows(set.cache, part, added, removed);
           const before = frontier.rowsOf(set.pre, part);
           const after = frontier.shift(before, change, changed);
@@ -226,18 +235,29 @@ export class Shard implements ShardApi {
     return result;
   }
 
-  /** Rows where a changed channel is not already at its pruned value: only those can change. */
-  private touched(cache: Float32Array, changed: number[]): number[] {
+  /** Whether channel `c` of row `r` of `values` is away from its pruned value anywhere. */
+  private isActive(values: Float32Array, r: number, c: number): boolean {
     const { channels, fill } = this.plan;
     const per = this.positions * channels;
+    for (let p = r * per + c; p < (r + 1) * per; p += channels) if (values[p] !== fill[c]) return true;
+    return false;
+  }
+
+  private activeChannels(values: Float32Array, r: number): number[] {
+    return Array.from({ length: this.plan.channels }, (_, c) => c).filter((c) => this.isActive(values, r, c));
+  }
+
+  /**
+   * Rows where an added or removed channel is not already at its pruned value: only
+   * those can change. Keeps each row's count of live channels up to date on the way.
+   */
+  private touched(set: CachedSet, added: number[], removed: number[]): number[] {
     const rows: number[] = [];
-    for (let i = 0, base = 0; base < cache.length; i++, base += per) {
+    for (let r = 0; r < set.live.length; r++) {
       let hit = false;
-      for (const c of changed) {
-        for (let p = c; p < per && !hit; p += channels) hit = cache[base + p] !== fill[c];
-        if (hit) break;
-      }
-      if (hit) rows.push(i);
+      for (const c of added) if (this.isActive(set.cache, r, c)) { hit = true; set.live[r]--; }
+      for (const c of removed) if (this.isActive(set.cache, r, c)) { hit = true; set.live[r]++; }
+      if (hit) rows.push(r);
     }
     return rows;
   }
@@ -281,6 +301,7 @@ export class Shard implements ShardApi {
           const states = [{ mask: [] as number[], pre: preB, labels: labelsB }];
           const values = masks.length ? pooled.dataSync() as Float32Array : undefined;
           const all = Array.from({ length: e - s }, (_, i) => i);
+          const active = values ? all.map((r) => this.activeChannels(values, r)) : [];
           masks.forEach((mask, k) => {
             const inMask = new Set(mask);
             const base = states.filter((st) => st.mask.every((c) => inMask.has(c))).reduce((a, b) => (b.mask.length > a.mask.length ? b : a));
@@ -291,6 +312,9 @@ export class Shard implements ShardApi {
               const change = this.changeOfRows(values!, all, extra, []);
               pre = frontier.shift(base.pre, change, extra);
               labels = frontier.labels(pre);
+              // Idle rows take the exact label (see Frontier.idleRow). Their pre-activations stay
+              // inexact, but a mask built on this state holds its channels, so they stay idle there.
+              active.forEach((cs, r) => { if (cs.every((c) => inMask.has(c))) labels[r] = frontier.idleLabel; });
               change.dispose();
             }
             prunedPreds[k].set(labels, s - req.start);
