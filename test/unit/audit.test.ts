@@ -245,3 +245,16 @@ test('keras3-small (BatchNorm below, tanh and ReLU branches above, zero biases):
     assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 8));
   }
 });
+
+test('demo BadNet: the ranking\'s mean activations do not depend on batch size or shard count', async () => {
+  const d = (f: string) => path.resolve('demo', f);
+  const dir = tmpDir();
+  const rankings = [];
+  for (const [batchSize, shards] of [[7, 1], [256, 2]]) {
+    const r = await runAudit(base({ model: d('bd_net.h5'), cleanValid: d('valid.h5'), poisonedValid: d('bd_valid.h5'), thresholds: [2], batchSize, out: path.join(dir, `b${batchSize}`) }),
+      { shards: Array.from({ length: shards }, () => new Shard()) });
+    rankings.push(r.ranking);
+  }
+  assert.deepEqual(rankings[0], rankings[1]);
+  assert.ok(rankings[0].some((c) => c.meanActivation > 0 && !Number.isInteger(c.meanActivation * 1e6)));
+});

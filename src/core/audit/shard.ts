@@ -141,10 +141,11 @@ export class Shard implements ShardApi {
         const e = Math.min(req.end, s + this.batch);
         const x = this.imageTensor(src.read(s, e), e - s);
         const outs = this.net.run(x, wanted);
-        cache.set(outs.get(cachePoint)!.dataSync() as Float32Array, (s - req.start) * per);
-        const sums = tf.tidy(() => tf.sum(outs.get(rankLayer)!, [0, 1, 2]));
-        const sumValues = sums.dataSync();
-        for (let c = 0; c < channels; c++) rankSums[c] += sumValues[c];
+        const pooled = outs.get(cachePoint)!.dataSync() as Float32Array;
+        cache.set(pooled, (s - req.start) * per);
+        // Summed in float64 image by image, so the ranking does not depend on batch or chunk sizes.
+        const ranked = rankLayer === cachePoint ? pooled : outs.get(rankLayer)!.dataSync() as Float32Array;
+        for (let i = 0; i < ranked.length; i += channels) for (let c = 0; c < channels; c++) rankSums[c] += ranked[i + c];
         if (frontier && pre) {
           const p = frontier.preactivations(outs.get(cachePoint) as tf.Tensor4D);
           pre.set(p.dataSync() as Float32Array, (s - req.start) * frontier.width);
@@ -163,7 +164,7 @@ export class Shard implements ShardApi {
             samples.push(toMaps(maps, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
           }
         }
-        tf.dispose([x, sums, ...outs.values()]);
+        tf.dispose([x, ...outs.values()]);
         await yieldToEvents();
       }
     } finally {
