@@ -186,6 +186,13 @@ test('channels-first images are moved to channels-last, and a NaN or Inf in any 
   assert.equal(src.info.axisOrder, 'channels_first');
   assert.deepEqual(Array.from(src.read(1, 3)), [100, 110, 120, 101, 111, 121, 200, 210, 220, 201, 211, 221]);
   src.close();
+  // One channel: (N, 1, H, W) is read as it is.
+  const gray = path.join(path.dirname(file), 'gray.h5');
+  await writeDatasetH5(gray, Float64Array.from([1, 2, 3, 4, 5, 6]), [3, 1, 1, 2], [0, 1, 2]);
+  const g = await openDataset(gray, [1, 2, 1], 3);
+  assert.equal(g.info.axisOrder, 'channels_first');
+  assert.deepEqual(Array.from(g.read(0, 3)), [1, 2, 3, 4, 5, 6]);
+  g.close();
   for (const bad of [NaN, Infinity, -Infinity, 1e300]) {
     xs[15] = bad; // image 2, channel 1
     await writeDatasetH5(file, Float64Array.from(xs), [3, 3, 1, 2], [0, 1, 2]);

@@ -62,8 +62,10 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
         if (!raw || raw.length !== count * per) throw new UserError(`reading images ${start}..${end} returned ${raw?.length ?? 0} values, expected ${count * per} (truncated file?)`, file, 'corrupt');
         // One monomorphic pass over float32 values is ~2× faster than indexing the raw array of any type.
         const values = raw instanceof Float32Array ? raw : new Float32Array(raw);
-        const out = axisOrder === 'channels_last' ? values : new Float32Array(count * per);
-        if (!copyChecked(values, out, count, h * w, axisOrder === 'channels_last' ? 1 : c)) {
+        // With one channel, (N, C, H, W) and (N, H, W, C) are the same layout.
+        const transpose = axisOrder === 'channels_first' && c > 1;
+        const out = transpose ? new Float32Array(count * per) : values;
+        if (!copyChecked(values, out, count, h * w, transpose ? c : 1)) {
           const i = out.findIndex((v) => !Number.isFinite(v));
           throw new UserError(`image ${start + Math.floor(i / per)} contains NaN or Inf values`, file, 'bad-data');
         }
