@@ -2,6 +2,7 @@
 // a user runs it, against two references measured in the same run: one plain
 // forward pass over every image (this algorithm's floor) and the notebook's way
 // (a full pass of B' after every pruned channel), timed on a subset.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,6 +122,7 @@ async function main() {
 
   const result = {
     date: new Date().toISOString(),
+    commit: gitCommit(),
     machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
     model: m.name,
     backend: report.backend,
@@ -164,6 +166,17 @@ async function main() {
     mkdirSync(path.join(root, 'bench'), { recursive: true });
     writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(result, null, 2) + '\n');
     writeFileSync(path.join(root, 'bench/results.md'), lines.join('\n') + '\n');
+  }
+}
+
+/** The commit measured, with "+changes" when the tree differs from it; undefined outside git. */
+function gitCommit(): string | undefined {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}+changes` : head;
+  } catch {
+    return undefined;
   }
 }
 
