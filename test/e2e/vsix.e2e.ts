@@ -58,10 +58,16 @@ function packageOnce(): Promise<string> {
   return packaged;
 }
 
-/** The extension is installed in the server's extensions folder (not loaded from the repo). */
+/** The extension is installed in the server's extensions folder (not loaded from the repo), with the README's images. */
 function assertInstalled(extensionsDir: string): void {
   const dirs = readdirSync(extensionsDir).filter((d) => d.toLowerCase().startsWith(`${EXTENSION_ID}-`));
   assert.deepEqual(dirs, [`${EXTENSION_ID}-${pkg.version}`], `installed extensions: ${readdirSync(extensionsDir).join(', ')}`);
+  const installed = path.join(extensionsDir, dirs[0]);
+  const readme = readdirSync(installed).find((f) => f.toLowerCase() === 'readme.md'); // vsce writes readme.md
+  assert.ok(readme, `no README in ${installed}`);
+  const images = [...readFileSync(path.join(installed, readme), 'utf8').matchAll(/!\[[^\]]*\]\(([^)\s]+)\)/g)].map((m) => m[1]);
+  assert.ok(images.length > 0, 'the installed README shows no images');
+  for (const img of images) assert.ok(existsSync(path.join(installed, img)), `the installed README shows ${img}, which the .vsix lacks`);
 }
 
 const settings = (theme: string) => ({
