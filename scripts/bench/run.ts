@@ -16,7 +16,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../.
 const workerPath = path.join(root, 'dist/worker.mjs');
 const { values: args } = parseArgs({ options: {
   workers: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'notebook-subset': { type: 'string' },
-  smoke: { type: 'boolean' }, backend: { type: 'string' },
+  smoke: { type: 'boolean' }, backend: { type: 'string' }, 'audit-only': { type: 'boolean' },
 } });
 
 /** Peak resident memory of a process tree, polled from /proc (VmHWM is each process's own peak). */
@@ -104,6 +104,12 @@ async function main() {
   const auditRss = rss.stop();
   const counts = Object.values(report.data).map((d) => d!.count);
   const totalImages = counts.reduce((a, b) => a + b, 0);
+  if (args['audit-only']) {
+    // For A/B runs of two builds: the audit alone; bench/results.* stay as they are.
+    const phases = Object.entries(report.timing.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
+    console.log(`audit ${auditSeconds.toFixed(1)} s (${phases}); ${report.steps.length} steps; peak RSS ${(auditRss.sum / 2 ** 20).toFixed(0)} MB in ${auditRss.processes} processes`);
+    return;
+  }
 
   // 2. The floor: one plain forward pass of B over every image, 1 process and `workers` processes.
   const all = Object.values(files).map((file, i) => ({ file, start: 0, end: counts[i] }));
