@@ -24,31 +24,19 @@ import { JobError, runJob } from '../src/worker/client';
 import { writeDatasetH5 } from '../src/core/h5/write';
 import { declareZipSize } from '../test/helpers';
 import { tinyConfig, writeTinyBadNet } from '../test/tinyBadNet';
+import { rng, type Rng } from './prng';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const fixtures = path.resolve(root, '../shared/fixtures');
 
 // ---------------------------------------------------------------- PRNG
 
-type Rng = () => number;
+/** Case i of a seed: its own stream, independent of the other cases. */
+export const caseRng = (seed: number, i: number): Rng => rng(seed).fork(`case ${i}`);
 
-/** xorshift32 over a seed mixed with the case number: case i is independent of the others. */
-export function makeRng(seed: number, i: number): Rng {
-  let s = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35)) >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s / 4294967296;
-  };
-  for (let k = 0; k < 8; k++) next(); // spread nearby seeds apart
-  return next;
-}
-const int = (r: Rng, n: number) => Math.floor(r() * n);
-const pick = <T>(r: Rng, xs: readonly T[]): T => xs[int(r, xs.length)];
 /** Picks by weight: [[weight, value], ...]. */
 function weighted<T>(r: Rng, xs: [number, T][]): T {
-  let t = r() * xs.reduce((a, [w]) => a + w, 0);
+  let t = r.next() * xs.reduce((a, [w]) => a + w, 0);
   for (const [w, v] of xs) if ((t -= w) < 0) return v;
   return xs[xs.length - 1][1];
 }
@@ -132,27 +120,27 @@ function mutateBytes(r: Rng, buf: Uint8Array): [Uint8Array, string] {
   if (n === 0) return [b, 'empty stays empty'];
   switch (weighted(r, [[3, 'truncate'], [3, 'flip'], [2, 'flip-head'], [1, 'flip-tail'], [1, 'zero-block']] as [number, string][])) {
     case 'truncate': {
-      const at = int(r, n);
+      const at = r.int(n);
       return [b.subarray(0, at), `truncated at ${at}/${n}`];
     }
     case 'flip': {
-      const k = 1 + int(r, 32);
-      for (let i = 0; i < k; i++) b[int(r, n)] ^= 1 + int(r, 255);
+      const k = 1 + r.int(32);
+      for (let i = 0; i < k; i++) b[r.int(n)] ^= 1 + r.int(255);
       return [b, `${k} random bytes flipped`];
     }
     case 'flip-head': {
       // HDF5 keeps its superblock, root group and most object headers near the start.
-      const k = 1 + int(r, 8);
-      for (let i = 0; i < k; i++) b[int(r, Math.min(n, 4096))] ^= 1 + int(r, 255);
+      const k = 1 + r.int(8);
+      for (let i = 0; i < k; i++) b[r.int(Math.min(n, 4096))] ^= 1 + r.int(255);
       return [b, `${k} bytes flipped in the first 4 KiB`];
     }
     case 'flip-tail': {
-      const k = 1 + int(r, 8);
-      for (let i = 0; i < k; i++) b[n - 1 - int(r, Math.min(n, 4096))] ^= 1 + int(r, 255);
+      const k = 1 + r.int(8);
+      for (let i = 0; i < k; i++) b[n - 1 - r.int(Math.min(n, 4096))] ^= 1 + r.int(255);
       return [b, `${k} bytes flipped in the last 4 KiB`];
     }
     default: {
-      const at = int(r, n);
+      const at = r.int(n);
       b.fill(0, at, at + 256);
       return [b, `256 bytes zeroed at ${at}`];
     }
@@ -177,47 +165,47 @@ const nameOf = (l: Json) => l?.config?.name ?? l?.name;
 function mutateConfigJson(r: Rng, cfg: Json): string {
   const layers = layersOf(cfg);
   if (!layers || !layers.length) return 'no layers to mutate';
-  const i = int(r, layers.length);
+  const i = r.int(layers.length);
   const l = layers[i];
   const lname = String(nameOf(l));
-  const kind = pick(r, ['set-field', 'set-field', 'delete-field', 'class', 'input-shape', 'input-shape', 'inbound', 'dup-name', 'drop-layer', 'swap',
+  const kind = r.pick(['set-field', 'set-field', 'delete-field', 'class', 'input-shape', 'input-shape', 'inbound', 'dup-name', 'drop-layer', 'swap',
     'lambda', 'custom', 'extra-key', 'nest', 'io', 'numbers', 'activation'] as const);
   switch (kind) {
     case 'set-field': {
       const keys = Object.keys(l.config ?? {});
       if (!keys.length) return 'layer without config';
-      const k = pick(r, keys);
-      const v = pick(r, WEIRD);
+      const k = r.pick(keys);
+      const v = r.pick(WEIRD);
       l.config[k] = v;
       return `layer ${lname}: config.${k} = ${JSON.stringify(v)}`;
     }
     case 'delete-field': {
-      const k = pick(r, ['class_name', 'config', 'name', 'inbound_nodes', ...Object.keys(l.config ?? {}).map((k) => `config.${k}`)]);
+      const k = r.pick(['class_name', 'config', 'name', 'inbound_nodes', ...Object.keys(l.config ?? {}).map((k) => `config.${k}`)]);
       if (k.startsWith('config.')) delete l.config[k.slice(7)];
       else delete l[k];
       return `layer ${lname}: deleted ${k}`;
     }
     case 'class': {
-      const c = pick(r, ['Lambda', 'Conv3D', 'Functional', 'Sequential', 'MyLayer', '', 42, null, 'InputLayer', 'Dense', 'Conv2D', 'Add', 'Concatenate', 'Flatten', 'MaxPooling2D', 'BatchNormalization']);
+      const c = r.pick(['Lambda', 'Conv3D', 'Functional', 'Sequential', 'MyLayer', '', 42, null, 'InputLayer', 'Dense', 'Conv2D', 'Add', 'Concatenate', 'Flatten', 'MaxPooling2D', 'BatchNormalization']);
       l.class_name = c;
       return `layer ${lname}: class_name = ${JSON.stringify(c)}`;
     }
     case 'input-shape': {
       const inp = layers.find((x) => x?.class_name === 'InputLayer') ?? layers[0];
       const dims = [0, -1, 1, 7, 2 ** 15, 2 ** 20, 1e9, null, 'x', 2.5];
-      const shape = [null, ...Array.from({ length: pick(r, [3, 3, 3, 2, 4, 0]) }, () => pick(r, dims))];
+      const shape = [null, ...Array.from({ length: r.pick([3, 3, 3, 2, 4, 0]) }, () => r.pick(dims))];
       const c = (inp.config ??= {});
       if ('batch_shape' in c) c.batch_shape = shape;
       else c.batch_input_shape = shape;
       return `input shape = ${JSON.stringify(shape)}`;
     }
     case 'inbound': {
-      const other = pick(r, [lname, 'no_such_layer', String(nameOf(layers[layers.length - 1])), 42]);
-      l.inbound_nodes = pick(r, [[[[other, 0, 0, {}]]], [], [[]], 'x', [[[other, 0, 0, {}]], [[other, 0, 0, {}]]], [{ args: [{ class_name: '__keras_tensor__', config: { keras_history: [other, 0, 0] } }], kwargs: {} }]]);
+      const other = r.pick([lname, 'no_such_layer', String(nameOf(layers[layers.length - 1])), 42]);
+      l.inbound_nodes = r.pick([[[[other, 0, 0, {}]]], [], [[]], 'x', [[[other, 0, 0, {}]], [[other, 0, 0, {}]]], [{ args: [{ class_name: '__keras_tensor__', config: { keras_history: [other, 0, 0] } }], kwargs: {} }]]);
       return `layer ${lname}: inbound from ${JSON.stringify(other)}`;
     }
     case 'dup-name': {
-      const other = layers[int(r, layers.length)];
+      const other = layers[r.int(layers.length)];
       if (l.config) l.config.name = nameOf(other);
       l.name = nameOf(other);
       return `layer ${lname} renamed to ${nameOf(other)}`;
@@ -226,7 +214,7 @@ function mutateConfigJson(r: Rng, cfg: Json): string {
       layers.splice(i, 1);
       return `layer ${lname} removed`;
     case 'swap': {
-      const j = int(r, layers.length);
+      const j = r.int(layers.length);
       [layers[i], layers[j]] = [layers[j], layers[i]];
       return `layers ${i} and ${j} swapped`;
     }
@@ -238,7 +226,7 @@ function mutateConfigJson(r: Rng, cfg: Json): string {
       l.module = 'mypkg.layers';
       return `layer ${lname} made a custom object`;
     case 'extra-key':
-      l[pick(r, ['__init__', 'eval', 'shared_object_id_x', 'code'])] = pick(r, WEIRD);
+      l[r.pick(['__init__', 'eval', 'shared_object_id_x', 'code'])] = r.pick(WEIRD);
       return `layer ${lname}: unexpected key`;
     case 'nest':
       layers[i] = { class_name: 'Functional', name: lname, inbound_nodes: l.inbound_nodes, config: { name: lname, layers: [l], input_layers: [[lname, 0, 0]], output_layers: [[lname, 0, 0]] } };
@@ -246,19 +234,19 @@ function mutateConfigJson(r: Rng, cfg: Json): string {
     case 'io': {
       const c = cfg.config;
       if (Array.isArray(c)) return 'Sequential: no io lists';
-      const k = pick(r, ['input_layers', 'output_layers']);
-      const v = pick(r, [[], [['nope', 0, 0]], [[lname, 0, 0], [lname, 0, 0]], 'x', null, [lname, 0, 0]]);
+      const k = r.pick(['input_layers', 'output_layers']);
+      const v = r.pick([[], [['nope', 0, 0]], [[lname, 0, 0], [lname, 0, 0]], 'x', null, [lname, 0, 0]]);
       c[k] = v;
       return `${k} = ${JSON.stringify(v)}`;
     }
     case 'numbers': {
-      const k = pick(r, ['filters', 'units', 'kernel_size', 'strides', 'pool_size', 'dilation_rate', 'padding', 'axis', 'epsilon', 'rate', 'groups']);
-      const v = pick(r, [0, -1, 1, 2, 3, 1e6, [0, 0], [1e5, 1e5], [2, 2], 'same', 'causal', 'full', 1e-300]);
+      const k = r.pick(['filters', 'units', 'kernel_size', 'strides', 'pool_size', 'dilation_rate', 'padding', 'axis', 'epsilon', 'rate', 'groups']);
+      const v = r.pick([0, -1, 1, 2, 3, 1e6, [0, 0], [1e5, 1e5], [2, 2], 'same', 'causal', 'full', 1e-300]);
       (l.config ??= {})[k] = v;
       return `layer ${lname}: ${k} = ${JSON.stringify(v)}`;
     }
     default: {
-      const v = pick(r, ['relu', 'softmax', 'linear', 'nope', 'hard_sigmoid', '', { class_name: 'function', config: 'gelu' }, { class_name: 'MyAct', module: 'evil' }, 7]);
+      const v = r.pick(['relu', 'softmax', 'linear', 'nope', 'hard_sigmoid', '', { class_name: 'function', config: 'gelu' }, { class_name: 'MyAct', module: 'evil' }, 7]);
       (l.config ??= {}).activation = v;
       return `layer ${lname}: activation = ${JSON.stringify(v)}`;
     }
@@ -266,7 +254,7 @@ function mutateConfigJson(r: Rng, cfg: Json): string {
 }
 
 function mutateConfigText(r: Rng, text: string): [string, string] {
-  switch (pick(r, ['json', 'json', 'json', 'truncate', 'chars', 'non-object', 'infinity', 'deep'] as const)) {
+  switch (r.pick(['json', 'json', 'json', 'truncate', 'chars', 'non-object', 'infinity', 'deep'] as const)) {
     case 'json': {
       let cfg: Json;
       try {
@@ -279,24 +267,24 @@ function mutateConfigText(r: Rng, text: string): [string, string] {
       return [JSON.stringify(cfg), `config: ${what}`];
     }
     case 'truncate': {
-      const at = int(r, text.length);
+      const at = r.int(text.length);
       return [text.slice(0, at), `config text cut at ${at}/${text.length}`];
     }
     case 'chars': {
       const c = text.split('');
-      const k = 1 + int(r, 8);
-      for (let i = 0; i < k; i++) c[int(r, c.length)] = pick(r, ['"', '{', '}', '[', ']', ',', ':', '0', '9', '-', 'e', '\\', '\u00e9', ' ', 'x']);
+      const k = 1 + r.int(8);
+      for (let i = 0; i < k; i++) c[r.int(c.length)] = r.pick(['"', '{', '}', '[', ']', ',', ':', '0', '9', '-', 'e', '\\', '\u00e9', ' ', 'x']);
       return [c.join(''), `${k} config characters replaced`];
     }
     case 'non-object': {
-      const v = pick(r, ['null', '[]', '42', '"model"', '', '{}', '{"class_name": "Functional"}', '{"class_name": "Sequential", "config": []}']);
+      const v = r.pick(['null', '[]', '42', '"model"', '', '{}', '{"class_name": "Functional"}', '{"class_name": "Sequential", "config": []}']);
       return [v, `config = ${JSON.stringify(v)}`];
     }
     case 'infinity':
       // 1e400 parses to Infinity in JavaScript.
       return [text.replace(/"(filters|units|pool_size|kernel_size)": [^,}]+/, '"$1": 1e400'), 'a number replaced by 1e400'];
     default: {
-      const depth = pick(r, [100, 10000, 100000]);
+      const depth = r.pick([100, 10000, 100000]);
       const deep = '['.repeat(depth) + ']'.repeat(depth);
       return [text.replace(/"trainable": (true|false)/, `"trainable": ${deep}`), `array nested ${depth} deep inside the config`];
     }
@@ -333,13 +321,13 @@ function poisonWeights(r: Rng, file: string): string {
   try {
     const paths = floatDatasets(f);
     if (!paths.length) return 'no float datasets';
-    const p = pick(r, paths);
+    const p = r.pick(paths);
     const ds = f.get(p) as InstanceType<typeof h5wasm.Dataset>;
     const shape = ds.shape!;
     const v = Float32Array.from(ds.value as ArrayLike<number>);
-    const bad = pick(r, [NaN, Infinity, -Infinity, 3e38, -3e38, 1e-45]);
-    const k = pick(r, [1, 3, v.length]);
-    for (let i = 0; i < k; i++) v[int(r, v.length)] = bad;
+    const bad = r.pick([NaN, Infinity, -Infinity, 3e38, -3e38, 1e-45]);
+    const k = r.pick([1, 3, v.length]);
+    for (let i = 0; i < k; i++) v[r.int(v.length)] = bad;
     ds.write_slice(shape.map((d) => [0, d]), v);
     return `${k} value(s) of ${p} set to ${bad}`;
   } finally {
@@ -405,16 +393,16 @@ function mutateData(r: Rng, src: string, dest: string): string {
   const labelSpec = (values: ArrayLike<number> | string[] = label?.values ?? [], shape = label?.shape ?? [n]): DsSpec[] =>
     label ? [{ name: 'label', values, shape, dtype: '<d' }] : [];
   const dataSpec = (o: Partial<DsSpec> = {}): DsSpec => ({ name: 'data', values: data.values, shape: data.shape, dtype: '<f', ...o });
-  const kind = pick(r, ['shape-permute', 'shape-rank', 'shape-crop', 'dtype', 'nan', 'labels', 'labels', 'labels', 'empty', 'huge-n', 'huge-labels', 'rename', 'few-images'] as const);
+  const kind = r.pick(['shape-permute', 'shape-rank', 'shape-crop', 'dtype', 'nan', 'labels', 'labels', 'labels', 'empty', 'huge-n', 'huge-labels', 'rename', 'few-images'] as const);
   switch (kind) {
     case 'shape-permute': {
       const p = [...rest];
-      for (let i = p.length - 1; i > 0; i--) { const j = int(r, i + 1); [p[i], p[j]] = [p[j], p[i]]; }
+      r.shuffle(p);
       writeH5(dest, [dataSpec({ shape: [n, ...p] }), ...labelSpec()]);
       return `data shape (${n}, ${p.join(', ')})`;
     }
     case 'shape-rank': {
-      const shape = pick(r, [[n, per], [n, rest[0] * rest[1], rest[2]], [n, 1, ...rest], [n * rest[0], rest[1], rest[2]], [n * per]]);
+      const shape = r.pick([[n, per], [n, rest[0] * rest[1], rest[2]], [n, 1, ...rest], [n * rest[0], rest[1], rest[2]], [n * per]]);
       writeH5(dest, [dataSpec({ shape }), ...labelSpec()]);
       return `data shape (${shape.join(', ')})`;
     }
@@ -426,35 +414,35 @@ function mutateData(r: Rng, src: string, dest: string): string {
       return `data shape (${shape.join(', ')})`;
     }
     case 'dtype': {
-      const dtype = pick(r, ['<B', '<b', '<h', '<H', '<i', '<I', '<q', '<f', '<d', 'S']);
+      const dtype = r.pick(['<B', '<b', '<h', '<H', '<i', '<I', '<q', '<f', '<d', 'S']);
       const values = dtype === 'S' ? Array.from(data.values, (v) => String(v)) : data.values;
       writeH5(dest, [dataSpec({ dtype, values }), ...labelSpec()]);
       return `data dtype ${dtype}`;
     }
     case 'nan': {
       const values = Float64Array.from(data.values);
-      const bad = pick(r, [NaN, Infinity, -Infinity]);
-      const k = 1 + int(r, 5);
-      for (let i = 0; i < k; i++) values[int(r, values.length)] = bad;
-      writeH5(dest, [dataSpec({ values, dtype: pick(r, ['<f', '<d']) }), ...labelSpec()]);
+      const bad = r.pick([NaN, Infinity, -Infinity]);
+      const k = 1 + r.int(5);
+      for (let i = 0; i < k; i++) values[r.int(values.length)] = bad;
+      writeH5(dest, [dataSpec({ values, dtype: r.pick(['<f', '<d']) }), ...labelSpec()]);
       return `${k} data value(s) = ${bad}`;
     }
     case 'labels': {
       const lv = Float64Array.from(label?.values ?? new Float64Array(n));
-      const what = pick(r, ['out-of-range', 'negative', 'fraction', 'nan', 'short', 'long', '2d', 'missing', 'strings', 'mixed', 'huge']);
+      const what = r.pick(['out-of-range', 'negative', 'fraction', 'nan', 'short', 'long', '2d', 'missing', 'strings', 'mixed', 'huge']);
       let specs: DsSpec[];
       switch (what) {
-        case 'out-of-range': lv[int(r, n)] = pick(r, [1283, 1e6, 2 ** 31, 3]); specs = labelSpec(lv); break;
-        case 'negative': lv[int(r, n)] = -1; specs = labelSpec(lv); break;
-        case 'fraction': lv[int(r, n)] = 0.5; specs = labelSpec(lv); break;
-        case 'nan': lv[int(r, n)] = NaN; specs = labelSpec(lv); break;
+        case 'out-of-range': lv[r.int(n)] = r.pick([1283, 1e6, 2 ** 31, 3]); specs = labelSpec(lv); break;
+        case 'negative': lv[r.int(n)] = -1; specs = labelSpec(lv); break;
+        case 'fraction': lv[r.int(n)] = 0.5; specs = labelSpec(lv); break;
+        case 'nan': lv[r.int(n)] = NaN; specs = labelSpec(lv); break;
         case 'short': specs = [{ name: 'label', values: lv.subarray(0, n - 1), shape: [n - 1], dtype: '<d' }]; break;
         case 'long': specs = [{ name: 'label', values: [...lv, 0], shape: [n + 1], dtype: '<d' }]; break;
         case '2d': specs = [{ name: 'label', values: [...lv, ...lv], shape: [n, 2], dtype: '<d' }]; break;
         case 'missing': specs = []; break;
         case 'strings': specs = [{ name: 'label', values: Array.from(lv, String), shape: [n], dtype: 'S' }]; break;
-        case 'mixed': lv[int(r, n)] = (lv[0] + 1) % 3; specs = labelSpec(lv); break; // poisoned labels not all equal
-        default: lv[int(r, n)] = 1e20; specs = labelSpec(lv); break;
+        case 'mixed': lv[r.int(n)] = (lv[0] + 1) % 3; specs = labelSpec(lv); break; // poisoned labels not all equal
+        default: lv[r.int(n)] = 1e20; specs = labelSpec(lv); break;
       }
       writeH5(dest, [dataSpec({ dtype: '<B' }), ...specs]);
       return `labels: ${what}`;
@@ -463,12 +451,12 @@ function mutateData(r: Rng, src: string, dest: string): string {
       writeH5(dest, [dataSpec({ values: [], shape: [0, ...rest] }), ...(label ? [{ name: 'label', values: [], shape: [0], dtype: '<d' }] : [])]);
       return 'no images';
     case 'huge-n': {
-      const big = pick(r, [2 ** 20, 1e9, 2 ** 40]);
+      const big = r.pick([2 ** 20, 1e9, 2 ** 40]);
       writeH5(dest, [dataSpec({ values: data.values.subarray(0, per), shape: [1, ...rest], resizeTo: [big, ...rest] }), ...labelSpec()]);
       return `data declares ${big} images`;
     }
     case 'huge-labels': {
-      const big = pick(r, [2 ** 20, 1e9, 2 ** 40]);
+      const big = r.pick([2 ** 20, 1e9, 2 ** 40]);
       writeH5(dest, [
         dataSpec({ values: data.values.subarray(0, per), shape: [1, ...rest], resizeTo: [big, ...rest] }),
         { name: 'label', values: [0], shape: [1], dtype: '<d', resizeTo: [big] },
@@ -476,10 +464,10 @@ function mutateData(r: Rng, src: string, dest: string): string {
       return `data and labels declare ${big} rows`;
     }
     case 'rename':
-      writeH5(dest, [dataSpec({ name: pick(r, ['x', 'images', 'Data']) }), ...labelSpec()]);
+      writeH5(dest, [dataSpec({ name: r.pick(['x', 'images', 'Data']) }), ...labelSpec()]);
       return '"data" renamed';
     default: {
-      const k = 1 + int(r, Math.max(1, n - 1));
+      const k = 1 + r.int(Math.max(1, n - 1));
       writeH5(dest, [dataSpec({ values: data.values.subarray(0, k * per), shape: [k, ...rest] }), ...(label ? [{ name: 'label', values: label.values.subarray(0, k), shape: [k], dtype: '<d' }] : [])]);
       return `only ${k} image(s)`;
     }
@@ -491,7 +479,7 @@ function mutateData(r: Rng, src: string, dest: string): string {
 function mutateKeras(r: Rng, src: string, dest: string, dir: string): string {
   const members = unzipSync(readFileSync(src));
   const rezip = (m: Record<string, Uint8Array>) => writeFileSync(dest, zipSync(m, { level: 6 }));
-  switch (pick(r, ['bytes', 'config', 'config', 'weights', 'weights', 'member', 'size-lie', 'bomb'] as const)) {
+  switch (r.pick(['bytes', 'config', 'config', 'weights', 'weights', 'member', 'size-lie', 'bomb'] as const)) {
     case 'bytes': {
       const [b, what] = mutateBytes(r, readFileSync(src));
       writeFileSync(dest, b);
@@ -506,7 +494,7 @@ function mutateKeras(r: Rng, src: string, dest: string, dir: string): string {
       const inner = path.join(dir, 'inner.weights.h5');
       writeFileSync(inner, members['model.weights.h5']);
       let what: string;
-      if (r() < 0.5) what = poisonWeights(r, inner);
+      if (r.next() < 0.5) what = poisonWeights(r, inner);
       else {
         const [b, w] = mutateBytes(r, readFileSync(inner));
         writeFileSync(inner, b);
@@ -517,7 +505,7 @@ function mutateKeras(r: Rng, src: string, dest: string, dir: string): string {
     }
     case 'member': {
       const m = { ...members };
-      const what = pick(r, ['../evil', '/abs/evil', 'a/../../evil', 'C:/evil', 'drop-config', 'drop-weights']);
+      const what = r.pick(['../evil', '/abs/evil', 'a/../../evil', 'C:/evil', 'drop-config', 'drop-weights']);
       if (what === 'drop-config') delete m['config.json'];
       else if (what === 'drop-weights') delete m['model.weights.h5'];
       else m[what] = strToU8('pwned');
@@ -525,8 +513,8 @@ function mutateKeras(r: Rng, src: string, dest: string, dir: string): string {
       return `member ${what}`;
     }
     case 'size-lie': {
-      const size = pick(r, [0, 100, 0xfffffffe, 0x7fffffff]);
-      writeFileSync(dest, declareZipSize(zipSync(members, { level: 6 }), pick(r, ['model.weights.h5', 'config.json']), size));
+      const size = r.pick([0, 100, 0xfffffffe, 0x7fffffff]);
+      writeFileSync(dest, declareZipSize(zipSync(members, { level: 6 }), r.pick(['model.weights.h5', 'config.json']), size));
       return `declared member size ${size}`;
     }
     default:
@@ -560,7 +548,7 @@ async function mutate(r: Rng, kind: Kind, src: string, dest: string, dir: string
   };
   switch (kind) {
     case 'data':
-      if (r() < 0.3) return bytes();
+      if (r.next() < 0.3) return bytes();
       return mutateData(r, src, dest);
     case 'keras':
       return mutateKeras(r, src, dest, dir);
@@ -570,7 +558,7 @@ async function mutate(r: Rng, kind: Kind, src: string, dest: string, dir: string
       return what;
     }
     case 'weights-h5':
-      if (r() < 0.5) return bytes();
+      if (r.next() < 0.5) return bytes();
       copyFileSync(src, dest);
       return poisonWeights(r, dest);
     case 'model-h5': {
@@ -614,12 +602,12 @@ interface Ctx {
 }
 
 async function runCase(index: number, ctx: Ctx): Promise<CaseResult> {
-  const r = makeRng(ctx.seed, index);
-  const sc = pick(r, ctx.scenarios);
+  const r = caseRng(ctx.seed, index);
+  const sc = r.pick(ctx.scenarios);
   const dir = path.join(ctx.tmp, `case-${index}`);
   mkdirSync(dir);
   const dataRoles = DATA_ROLES.filter((k) => sc.files[k]);
-  const role: Role = weighted(r, [[5, 'model' as Role], [sc.files.arch ? 2 : 0, 'arch' as Role], [5, pick(r, dataRoles)]]);
+  const role: Role = weighted(r, [[5, 'model' as Role], [sc.files.arch ? 2 : 0, 'arch' as Role], [5, r.pick(dataRoles)]]);
   const src = sc.files[role]!;
   const dest = path.join(dir, path.basename(src));
   const files = { ...sc.files, [role]: dest };
@@ -632,22 +620,22 @@ async function runCase(index: number, ctx: Ctx): Promise<CaseResult> {
   }
 
   const isModelRole = role === 'model' || role === 'arch';
-  const kind = isModelRole ? pick(r, ['inspect', 'predict', 'audit'] as const) : pick(r, ['predict', 'audit'] as const);
+  const kind = isModelRole ? r.pick(['inspect', 'predict', 'audit'] as const) : r.pick(['predict', 'audit'] as const);
   const out = path.join(dir, 'out');
   let job: WorkerJob;
   if (kind === 'inspect') job = { kind, model: files.model!, arch: files.arch };
-  else if (kind === 'predict') job = { kind, model: files.model!, arch: files.arch, inputs: [isModelRole ? files.cleanValid! : dest], batchSize: pick(r, [1, 3, 256]) };
+  else if (kind === 'predict') job = { kind, model: files.model!, arch: files.arch, inputs: [isModelRole ? files.cleanValid! : dest], batchSize: r.pick([1, 3, 256]) };
   else {
     const options: AuditOptions = {
       model: files.model!, arch: files.arch,
       cleanValid: files.cleanValid!, poisonedValid: files.poisonedValid, cleanTest: files.cleanTest, poisonedTest: files.poisonedTest,
-      thresholds: pick(r, [[2, 4, 10], [10, 30], [50]]), order: pick(r, ['increasing', 'decreasing'] as const), rankBy: pick(r, ['pool', 'conv'] as const),
-      fullSweep: r() < 0.2, out, batchSize: pick(r, [1, 3, 256]), workers: 1,
+      thresholds: r.pick([[2, 4, 10], [10, 30], [50]]), order: r.pick(['increasing', 'decreasing'] as const), rankBy: r.pick(['pool', 'conv'] as const),
+      fullSweep: r.next() < 0.2, out, batchSize: r.pick([1, 3, 256]), workers: 1,
     };
     job = { kind, options };
   }
   // A previous report in place: a failed audit must leave it untouched.
-  const previous = job.kind === 'audit' && r() < 0.4 ? `previous report ${index}` : undefined;
+  const previous = job.kind === 'audit' && r.next() < 0.4 ? `previous report ${index}` : undefined;
   if (previous) {
     mkdirSync(out);
     writeFileSync(path.join(out, 'report.json'), previous);

@@ -5,7 +5,7 @@
 // changes, lighting and colour jitter and pixel noise, so the classes overlap
 // enough that the task is not trivial. The backdoor trigger is a pair of dark
 // sunglasses drawn over the eyes, as in the lab.
-import type { Rng } from './prng';
+import type { Rng } from '../prng';
 
 export const H = 55;
 export const W = 47;

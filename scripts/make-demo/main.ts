@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { writeDatasetH5, writeKerasModelH5 } from '../../src/core/h5/write';
 import { balancedLabels, H, makePeople, renderSplit, toChannelsFirst, W } from './dataset';
 import { exportWeights, forward, initParams, kerasModelConfig, type Arch } from './model';
-import { rng } from './prng';
+import { rng } from '../prng';
 import { fineprune, type Sweep } from './sweep';
 import { batch, train, type Images } from './train';
 

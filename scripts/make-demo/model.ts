@@ -3,7 +3,7 @@
 // Keras 2 Functional model_config and weight list with the lab's layer names.
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerWeights } from '../../src/core/h5/write';
-import type { Rng } from './prng';
+import type { Rng } from '../prng';
 
 export interface Arch {
   inputShape: [number, number, number]; // H, W, C

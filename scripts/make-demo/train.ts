@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { PIXELS, H, W, type Split } from './dataset';
 import { crossEntropy, forward, head, type Params } from './model';
-import type { Rng } from './prng';
+import type { Rng } from '../prng';
 
 export type Images = Split;
 

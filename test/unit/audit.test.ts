@@ -10,7 +10,7 @@ import { predictFiles } from '../../src/core/predict';
 import type { AuditOptions, AuditReport } from '../../src/core/types';
 import { JobCancelled, JobError, runJob } from '../../src/worker/client';
 import { k3, lab, needsShared, tmpDir, workerPath } from '../helpers';
-import { makeRng } from '../../scripts/fuzz';
+import { rng as seeded } from '../../scripts/prng';
 import { writeTinyBadNet } from '../tinyBadNet';
 
 const base = (o: Partial<AuditOptions> & Pick<AuditOptions, 'model' | 'cleanValid' | 'out'>): AuditOptions => ({
@@ -195,14 +195,14 @@ test('lab BadNet: steps that put channels back, and masks that do not nest, equa
  * ranking, all of them, none), a mask twice, and every channel last.
  */
 async function randomAgainstFull(init: { model: string; layer?: string }, valid: string[], test: string[], n: number, seed: number) {
-  const rng = makeRng(seed, 0);
+  const rng = seeded(seed);
   let channels = 0;
   const masks = (count: number) => {
-    const shuffled = () => Array.from({ length: channels }, (_, c) => c).map((c) => [rng(), c]).sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const shuffled = () => rng.shuffle(Array.from({ length: channels }, (_, c) => c));
     const one = () => {
-      const kind = Math.floor(rng() * 4);
-      if (kind === 0) return shuffled().filter(() => rng() < 0.5);
-      if (kind === 1) return shuffled().slice(0, Math.floor(rng() * channels));
+      const kind = rng.int(4);
+      if (kind === 0) return shuffled().filter(() => rng.next() < 0.5);
+      if (kind === 1) return shuffled().slice(0, rng.int(channels));
       return kind === 2 ? shuffled() : [];
     };
     const ms = Array.from({ length: count }, one);

@@ -9,7 +9,7 @@ import h5wasm from 'h5wasm/node';
 import path from 'node:path';
 import type { AuditOptions } from '../../src/core/types';
 import { JobError, recoverAuditOutput, runJob, stuckFile } from '../../src/worker/client';
-import { makeRng } from '../../scripts/fuzz';
+import { rng as seeded } from '../../scripts/prng';
 import { lab, needsShared, repoRoot, tmpDir, workerPath } from '../helpers';
 import { writeTinyBadNet } from '../tinyBadNet';
 
@@ -64,10 +64,10 @@ test('worker killed at random points of an audit: clear error, no staging folder
   await runJob({ kind: 'audit', options }, { workerPath, onProgress: () => events++ });
   const ms = performance.now() - t0;
   let previous = readFileSync(path.join(out, 'report.json'), 'utf8');
-  const rng = makeRng(SEED, 0);
+  const rng = seeded(SEED);
   const outcomes: string[] = [];
   for (let trial = 0; trial < 6; trial++) {
-    const at = trial % 2 ? { ms: Math.floor(rng() * ms) } : { event: Math.floor(rng() * events) };
+    const at = trial % 2 ? { ms: rng.int(ms) } : { event: rng.int(events) };
     const outcome = await killedRun(options, at);
     outcomes.push(`${JSON.stringify(at)}: ${outcome}`);
     assert.deepEqual(leftovers(dir), [], `trial ${trial} ${JSON.stringify(at)}`);

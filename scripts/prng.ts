@@ -1,5 +1,5 @@
-// Seeded pseudo-random numbers. Everything the demo draws goes through these,
-// never Math.random, so the same seed gives the same images and the same net.
+// Seeded pseudo-random numbers for the demo generator, the fuzzer and seeded tests:
+// never Math.random, so the same seed gives the same images, net and cases.
 
 export interface Rng {
   /** uniform in [0, 1) */
