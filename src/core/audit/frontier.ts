@@ -4,7 +4,7 @@
 // pre-activations per image turns a sweep step's work on them from a full
 // layer into a slice, and only the layers above them are recomputed.
 import * as tf from '@tensorflow/tfjs-core';
-import { activationFn, activationName, pair } from '../model/layers';
+import { layerActivation, pair } from '../model/layers';
 import type { Net } from '../model/net';
 import type { PrunePlan } from './plan';
 
@@ -80,7 +80,7 @@ export class Frontier {
       const cfg = node.config;
       const base = {
         name, kernel: tf.tensor(k.data, k.shape), bias: ws.get('bias')?.data,
-        act: activationFn(activationName(cfg.activation), name),
+        act: layerActivation(cfg, node).act,
         strides: pair(cfg.strides, 1), padding: (cfg.padding === 'same' ? 'same' : 'valid') as 'same' | 'valid', dilations: pair(cfg.dilation_rate, 1),
       };
       const outShape = net.shapes.get(name)!;

@@ -209,11 +209,14 @@ export class Shard implements ShardApi {
     for (const set of this.sets.values()) {
       const rows = this.touched(set, added, removed);
       if (rows.length && frontier && set.pre) {
-        const moving = rows.filter((r) => set.live[r] > 0);
+        // Idle rows take the all-pruned image's values (see Frontier.idleRow); the others shift.
+        const moving: number[] = [];
         for (const r of rows) {
-          if (set.live[r] > 0) continue;
-          set.pre.set(frontier.idleRow, r * frontier.width);
-          set.current[r] = frontier.idleLabel;
+          if (set.live[r] > 0) moving.push(r);
+          else {
+            set.pre.set(frontier.idleRow, r * frontier.width);
+            set.current[r] = frontier.idleLabel;
+          }
         }
         for (let b = 0; b < moving.length; b += this.batch) {
           const part = moving.slice(b, b + this.batch);

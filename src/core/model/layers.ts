@@ -58,7 +58,7 @@ export function activationFn(name: string, layer: string): (x: tf.Tensor) => tf.
 const FUSABLE: Record<string, 'linear' | 'relu' | undefined> = { linear: 'linear', relu: 'relu' };
 
 /** A Conv2D/Dense layer's activation: the function, and its name for the fused kernel when it has one. */
-function layerActivation(cfg: Record<string, unknown>, node: LayerNode) {
+export function layerActivation(cfg: Record<string, unknown>, node: LayerNode) {
   const name = activationName(cfg.activation);
   return { act: activationFn(name, node.name), fusable: FUSABLE[name] };
 }
