@@ -179,3 +179,101 @@ export interface Progress {
   validAttackRate?: number;
   imagesPerSecond?: number;
 }
+
+// ---------- scan: find a backdoor with clean data only ----------
+
+export interface ScanOptions {
+  model: string;
+  arch?: string;
+  /** clean images (lab layout .h5); labels are optional */
+  clean: string;
+  /** Conv2D layer whose channels are stimulated; default as the audit's */
+  layer?: string;
+  /** clean images used (default 200; works down to 5) */
+  images: number;
+  /** top candidate labels from stimulation whose trigger is reconstructed (default 3) */
+  labels: number;
+  /** other labels, seeded sample, optimised to calibrate the anomaly index (default 20; all when classes <= 50) */
+  calibration: number;
+  seed: number;
+  out: string;
+  batchSize: number;
+  backend?: Backend;
+  workers?: number;
+}
+
+/** What stimulating one channel did: the label it pushes to at its strongest level. */
+export interface ScanChannel {
+  channel: number;
+  /** the label the most images flipped to */
+  label: number;
+  /** share of the images whose prediction became `label` at `level` (0..1) */
+  flipRate: number;
+  /** the stimulation level (activation value) where `flipRate` was reached */
+  level: number;
+  /** rise of `label`'s logit over its clean value, mean over images, at `level` */
+  logitRise: number;
+  /** rise of `label`'s logit minus the largest other logit's rise (ABS's elevation difference) */
+  elevation: number;
+  compromised: boolean;
+}
+
+/** One optimised label (Neural Cleanse style): the smallest trigger found that turns clean images into it. */
+export interface ScanLabel {
+  label: number;
+  /** a candidate from stimulation, or a calibration label */
+  role: 'candidate' | 'calibration';
+  maskL1: number;
+  /** share of held-out clean images (not of this label) that the reconstructed trigger turns into this label */
+  triggerAttackRate: number;
+  /** |L1 - median| / (1.4826 MAD), positive for masks smaller than the median */
+  anomalyIndex: number;
+  /** file name in the scan folder (trigger_<label>.h5) */
+  trigger?: string;
+}
+
+export interface ScanTarget {
+  label: number;
+  anomalyIndex: number;
+  maskL1: number;
+  triggerAttackRate: number;
+  /** compromised channels that push to this label */
+  channels: number[];
+  trigger: string;
+}
+
+export interface ScanReport {
+  version: 1;
+  kind: 'scan';
+  createdAt: string;
+  model: string;
+  arch?: string;
+  backend: Backend;
+  layer: string;
+  /** clean images used */
+  images: number;
+  classes: number;
+  verdict: 'backdoor' | 'clean';
+  /** the numbers that decided the verdict, in words */
+  evidence: string[];
+  /** most suspicious first; empty for a clean verdict */
+  targets: ScanTarget[];
+  /** every channel of the layer */
+  channels: ScanChannel[];
+  /** stimulation levels as multiples of the largest clean activation of the layer */
+  levels: number[];
+  labelsOptimised: number[];
+  labels: ScanLabel[];
+  data: DataSetInfo;
+  options: Omit<ScanOptions, 'out'>;
+  /** for the view: input size and one clean image (H*W*C, model units) with the top target's trigger */
+  preview?: { height: number; width: number; channels: number; min: number; max: number; image: number[]; mask?: number[]; pattern?: number[]; stamped?: number[]; label?: number };
+  timing: { totalSeconds: number; phases: Record<string, number> };
+}
+
+export interface ScanProgress {
+  phase: 'reading' | 'lower-layers' | 'stimulation' | 'trigger' | 'writing' | 'done';
+  message: string;
+  step?: number;
+  total?: number;
+}
