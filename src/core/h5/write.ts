@@ -198,3 +198,12 @@ async function atomically(file: string, build: (f: InstanceType<typeof h5wasm.Fi
     throw e;
   }
 }
+
+/** Plain float32 datasets at the root (e.g. a trigger's mask and pattern). Temp name + rename. */
+export async function writeArraysH5(file: string, arrays: { name: string; shape: number[]; data: Float32Array }[]): Promise<void> {
+  for (const a of arrays) checkSize(a.name, a.shape, a.data.length);
+  await h5wasm.ready;
+  await atomically(file, (f) => {
+    for (const a of arrays) makeDataset(f, { name: a.name, data: a.data, shape: a.shape, dtype: '<f' });
+  });
+}
