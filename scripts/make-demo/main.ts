@@ -116,12 +116,14 @@ log(`content digest ${digest}`);
 if (!args['no-write']) {
   mkdirSync(outDir, { recursive: true });
   await writeKerasModelH5(path.join(outDir, 'bd_net.h5'), kerasModelConfig(ARCH), weights, { kerasVersion: '2.15.0', backend: 'tensorflow' });
+  // The weights alone, as the lab hands out bd_weights.h5 beside bd_net.h5.
+  await writeKerasModelH5(path.join(outDir, 'bd_weights.h5'), kerasModelConfig(ARCH), weights, { kerasVersion: '2.15.0', backend: 'tensorflow', weightsOnly: true });
   for (const [file, set] of [['valid.h5', sets.valid], ['bd_valid.h5', sets.bdValid], ['test.h5', sets.test], ['bd_test.h5', sets.bdTest]] as const) {
     await writeDatasetH5(path.join(outDir, file), toChannelsFirst(set.images, set.count), [set.count, 3, H, W], set.labels, { compression: 9 });
   }
   writeFileSync(path.join(outDir, 'README.md'), readme());
   writeFileSync(path.join(outDir, 'metrics.json'), `${JSON.stringify(metricsJson(), null, 2)}\n`);
-  for (const f of ['bd_net.h5', 'valid.h5', 'bd_valid.h5', 'test.h5', 'bd_test.h5', 'README.md', 'metrics.json']) {
+  for (const f of ['bd_net.h5', 'bd_weights.h5', 'valid.h5', 'bd_valid.h5', 'test.h5', 'bd_test.h5', 'README.md', 'metrics.json']) {
     const file = path.join(outDir, f);
     log(`wrote ${path.relative(root, file)}  ${(statSync(file).size / 1e6).toFixed(2)} MB  sha256 ${createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16)}`);
   }
