@@ -114,7 +114,7 @@ test('explorer context menu → data quick picks → progress → audit view mat
   }
 });
 
-test('cancelling from the progress notification leaves no report; the audit then runs to completion', { skip, timeout: 120_000 }, async () => {
+test('cancelling from the progress notification leaves no report; the audit then runs to completion', { skip, timeout: 240_000 }, async () => {
   const folder = tempWorkspace([demoFile(MODEL)]);
   try {
     // 6000 images each: long enough to cancel (seconds in one process), small on disk (uint8).
