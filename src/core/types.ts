@@ -117,8 +117,8 @@ export interface RepairOptions {
 
 export interface TrainEpoch {
   epoch: number;
-  /** mean training loss over the epoch's batches */
-  loss: number;
+  /** mean training loss over the epoch's batches (null for epoch 0, before training) */
+  loss: number | null;
   /** clean validation accuracy after the epoch */
   validAccuracy: number;
   validAttackRate?: number;

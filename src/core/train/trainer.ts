@@ -35,14 +35,14 @@ export interface TrainJob {
 const COLLAPSE = 0.5;
 
 /** Whether the output layer already applies softmax (then the loss takes log of probabilities, as Keras does). */
-function outputIsSoftmax(net: Net): boolean {
+export function outputIsSoftmax(net: Net): boolean {
   const node = net.byName.get(net.outputName)!;
   const act = node.config.activation;
   return node.className === 'Softmax' || act === 'softmax' || (typeof act === 'object' && act !== null && JSON.stringify(act).includes('softmax'));
 }
 
 /** Mean categorical cross-entropy; probabilities are clipped to [1e-7, 1 - 1e-7] like Keras's. */
-function crossEntropy(out: tf.Tensor, labels: tf.Tensor1D, probs: boolean): tf.Scalar {
+export function crossEntropy(out: tf.Tensor, labels: tf.Tensor1D, probs: boolean): tf.Scalar {
   const classes = out.shape[out.rank - 1];
   const logp = probs ? tf.log(tf.clipByValue(out, 1e-7, 1 - 1e-7)) : tf.logSoftmax(out);
   return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), logp), -1))) as tf.Scalar;
@@ -89,7 +89,7 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
   const diverged = (why: string) => new UserError(`training diverged (${why}) with learning rate ${o.learningRate} (${o.optimizer}); try a smaller --lr. No repaired model was saved`, undefined, 'diverged');
   try {
     const start = await job.monitor();
-    record({ epoch: 0, loss: NaN, ...start, seconds: 0 });
+    record({ epoch: 0, loss: null, ...start, seconds: 0 });
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
       r.shuffle(order);
