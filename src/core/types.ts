@@ -122,6 +122,7 @@ export interface TrainEpoch {
   /** clean validation accuracy after the epoch */
   validAccuracy: number;
   validAttackRate?: number;
+  /** time of the epoch's training steps (without the validation pass) */
   seconds: number;
 }
 

@@ -6,7 +6,9 @@
 //   dW[i,j,c,o] = sum_{n,y,x} Xpad[n, y*s + i, x*s + j, c] * dY[n,y,x,o],
 // which is itself a forward convolution once batch and channels swap places:
 // input Xpad as (C, Hp, Wp, N), filter dY as (oh, ow, N, O), dilation s,
-// stride 1, valid; its (C, kh, kw, O) output, transposed, is dW.
+// stride 1, valid; its (C, kh, kw, O) output, transposed, is dW. (An im2col
+// of slices and one matmul, also from wasm kernels, took twice the CPU time
+// on the lab network.)
 //
 // Conv2DBackpropInput: wasm has one, but it is a direct loop about 4x slower
 // than its forward conv here. At stride 1, dX is a full correlation of dY

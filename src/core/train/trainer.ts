@@ -110,8 +110,9 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
         job.progress?.({ epoch, batch: b + 1, batches, loss: value });
         await new Promise<void>((res) => setImmediate(res)); // lets a cancel message through
       }
+      const seconds = (performance.now() - t0) / 1000; // the training alone, not the monitoring pass
       const m = await job.monitor();
-      const e = { epoch, loss: sum / batches, ...m, seconds: (performance.now() - t0) / 1000 };
+      const e = { epoch, loss: sum / batches, ...m, seconds };
       record(e);
       if (m.validAccuracy < COLLAPSE * start.validAccuracy) {
         throw diverged(`clean validation accuracy fell from ${(100 * start.validAccuracy).toFixed(2)}% to ${(100 * m.validAccuracy).toFixed(2)}% after epoch ${epoch}`);
