@@ -107,7 +107,7 @@ function repairedRaw(t: ThresholdResult): Raw {
   const f = t.fineTuned!;
   const last = f.epochs[f.epochs.length - 1];
   return {
-    model: `B′ (${drop(t.drop)}% drop) ${f.method === 'unlearn' ? 'unlearned' : 'fine-tuned'}, ${f.epochs.length - 1} epoch${f.epochs.length === 2 ? '' : 's'}`,
+    model: `B′ (${drop(t.drop)}% drop) ${f.method === 'unlearn' ? 'unlearned' : 'fine-tuned'} for ${f.epochs.length - 1} epoch${f.epochs.length === 2 ? '' : 's'}`,
     drop: t.drop,
     pruned: t.pruned,
     validAcc: last?.validAccuracy,
