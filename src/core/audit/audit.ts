@@ -107,7 +107,7 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   }
   const target = resolveTarget(opts.target, classes, [data.poisonedValid, data.poisonedTest], [labelsOf.poisonedValid, labelsOf.poisonedTest]);
   // Bad repair settings or a trigger that does not fit fail now, not after the sweep.
-  if (opts.repair) await checkRepairInputs(opts.repair, info.inputShape, classes, Boolean(opts.poisonedValid));
+  if (opts.repair) await checkRepairInputs(opts.repair, info.inputShape, classes, { clean, poisoned: data.poisonedValid });
   endPhase('reading');
 
   // ---- lower layers: one pass over validation data; only pooled activations stay

@@ -8,7 +8,7 @@ import { readTrigger, type Trigger } from '../data/trigger';
 import { UserError } from '../errors';
 import type { LoadedModel, Weight } from '../keras/load';
 import { Net } from '../model/net';
-import type { FineTuned, RepairOptions, ThresholdResult, TriggerInfo } from '../types';
+import type { DataSetInfo, FineTuned, RepairOptions, ThresholdResult, TriggerInfo } from '../types';
 import { withPrunedChannels } from '../audit/output';
 import type { PrunePlan } from '../audit/plan';
 import { countOf } from '../audit/shard';
@@ -38,10 +38,16 @@ export interface Repaired {
 }
 
 /** The options, the trigger file's fit to the model, and the training data's header, before any heavy work. */
-export async function checkRepairInputs(o: RepairOptions, inputShape: number[], classes: number, hasPoisonedValid: boolean) {
+export async function checkRepairInputs(o: RepairOptions, inputShape: number[], classes: number, valid: { clean: DataSetInfo; poisoned?: DataSetInfo }) {
   checkRepairOptions(o);
   if (o.trigger) await readTrigger(o.trigger, inputShape);
-  if (o.triggerFromPoisoned && !hasPoisonedValid) throw new UserError('--unlearn-from-poisoned needs poisoned validation data (--poisoned-valid)', undefined, 'bad-option');
+  if (o.triggerFromPoisoned) {
+    if (!valid.poisoned) throw new UserError('--unlearn-from-poisoned needs poisoned validation data (--poisoned-valid)', undefined, 'bad-option');
+    // Pairing image by image is checked on the pixels later; different counts cannot pair at all.
+    if (valid.poisoned.count !== valid.clean.count) {
+      throw new UserError(`--unlearn-from-poisoned: the poisoned validation set cannot pair with the clean one image by image (${valid.poisoned.count} vs ${valid.clean.count} images); give the trigger with --unlearn-trigger`, valid.poisoned.file, 'not-paired');
+    }
+  }
   if (o.data) {
     const src = await openDataset(o.data, inputShape, classes);
     src.close();
