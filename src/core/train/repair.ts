@@ -124,6 +124,8 @@ export async function repairThresholds(job: RepairJob, reached: ThresholdResult[
       clean: tests.clean && await labelsOf(bNet, images(tests.clean), job.batchSize),
       poisoned: tests.poisoned && await labelsOf(bNet, images(tests.poisoned), job.batchSize),
     };
+    // 'above' reads only the caches from here on: let the images go (at lab scale, about 1.5 GB of float32).
+    if (above) for (const s of [trainSet, cleanValid, poisonedValid, tests.clean, tests.poisoned]) if (s) s.images = new Float32Array(0);
     const batches = Math.ceil(trainSet.count / o.batchSize);
     const total = batches * o.epochs * reached.length;
     let step = 0;
