@@ -233,8 +233,8 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
       }),
     }, reached);
     reached.forEach((t, i) => { t.fineTuned = repaired!.results[i].fineTuned; });
+    endPhase('training');
   }
-  endPhase('training');
 
   // ---- writing: repaired models and the report, swapped in only when complete
   check();
