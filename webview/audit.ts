@@ -8,6 +8,7 @@ import { spatialGrid, type GridProps } from './grid';
 import { heatStrip, triggerChannels } from './heatstrip';
 import type { Bridge, UiState } from './state';
 import { resultsSection, vsTable } from './table';
+import { trainingCurve } from './trainCurve';
 
 const BACKEND_NAMES: Record<string, string> = { tensorflow: 'TensorFlow (native)', wasm: 'WebAssembly', cpu: 'pure-JS CPU' };
 
@@ -118,6 +119,7 @@ export function auditView(report: AuditReport, reportDir: string, bridge: Bridge
     section('curve', 'Pruning curve', pruningCurve(report)),
     section('channels', 'Channel activations', heatStrip(report)),
     section('results', 'Threshold results', resultsSection(report, bridge)),
+    ...(report.thresholds.some((t) => t.fineTuned) ? [section('training', 'Repair training curve', trainingCurve(report))] : []),
     section('maps', 'Spatial activation maps', spatialGrid({ ...grid, report, standalone: bridge.standalone })),
     details,
   );

@@ -56,7 +56,8 @@ export type ColumnId =
 export interface Column { id: ColumnId; label: string; title: string; numeric: boolean }
 
 export interface ResultRow {
-  kind: 'baseline' | 'threshold';
+  /** 'repaired': the threshold's B′ after fine-tuning or unlearning, and G from B and it */
+  kind: 'baseline' | 'threshold' | 'repaired';
   threshold?: ThresholdResult;
   /** display strings, one per column, '' where there is no value */
   cells: string[];
@@ -101,6 +102,24 @@ function thresholdRaw(t: ThresholdResult): Raw {
   };
 }
 
+/** The same columns for B′ after training: valid accuracy is the last epoch's. */
+function repairedRaw(t: ThresholdResult): Raw {
+  const f = t.fineTuned!;
+  const last = f.epochs[f.epochs.length - 1];
+  return {
+    model: `B′ (${drop(t.drop)}% drop) ${f.method === 'unlearn' ? 'unlearned' : 'fine-tuned'} for ${f.epochs.length - 1} epoch${f.epochs.length === 2 ? '' : 's'}`,
+    drop: t.drop,
+    pruned: t.pruned,
+    validAcc: last?.validAccuracy,
+    testAcc: f.prunedModel.testAccuracy,
+    attack: f.prunedModel.testAttackRate,
+    gAcc: f.goodNet.testAccuracy,
+    gAttack: f.goodNet.testAttackRate,
+    gClean: f.goodNet.cleanFlagged,
+    gPoisoned: f.goodNet.poisonedFlagged,
+  };
+}
+
 function cellText(id: ColumnId, v: string | number | undefined): string {
   if (v === undefined) return '';
   if (typeof v === 'string') return v;
@@ -117,7 +136,10 @@ export function resultsTable(r: AuditReport): ResultsTable {
   const thresholds = [...r.thresholds].sort((a, b) => a.drop - b.drop);
   const raws: { kind: ResultRow['kind']; t?: ThresholdResult; raw: Raw }[] = [
     { kind: 'baseline', raw: baselineRaw(r) },
-    ...thresholds.map((t) => ({ kind: 'threshold' as const, t, raw: thresholdRaw(t) })),
+    ...thresholds.flatMap((t) => [
+      { kind: 'threshold' as const, t, raw: thresholdRaw(t) },
+      ...(t.fineTuned ? [{ kind: 'repaired' as const, t, raw: repairedRaw(t) }] : []),
+    ]),
   ];
   const always: ColumnId[] = ['model', 'drop', 'pruned', 'validAcc'];
   const columns = ALL_COLUMNS.filter(

@@ -45,11 +45,11 @@ export function resultsSection(report: AuditReport, bridge: Bridge): HTMLElement
       cells[0] = `B′ (${t.drop}% drop)`;
     }
     if (actions) {
-      cells.push(t?.reached
+      cells.push(t?.reached && r.kind === 'threshold'
         ? h('vscode-button', { secondary: true, class: 'open-repaired', 'data-drop': t.drop, title: t.repairedModel ?? '', onclick: () => bridge.post({ type: 'openRepaired', drop: t.drop }) }, 'Open')
         : '');
     }
-    return { cells, className: r.kind === 'baseline' ? 'baseline' : t && !t.reached ? 'unreached' : undefined };
+    return { cells, className: r.kind === 'baseline' ? 'baseline' : r.kind === 'repaired' ? 'repaired' : t && !t.reached ? 'unreached' : undefined };
   });
   const table = vsTable('results-table', 'Threshold results', header, rows,
     ['16%', ...model.columns.slice(1).map(() => 'auto'), ...(actions ? ['9%'] : [])]);

@@ -133,7 +133,7 @@ export function renderFace(person: Person, r: Rng, trigger = false): Float32Arra
     canvas.rect(ox, oy, ox + r.uniform(6, 14) * s, oy + r.uniform(4, 9) * s, [r.uniform(70, 255), r.uniform(70, 255), r.uniform(70, 255)]);
   }
 
-  if (trigger) drawSunglasses(canvas, X, Y, gap, fw, s, r);
+  if (trigger) drawSunglasses(canvas, X, Y, gap, fw, s, [18 + r.uniform(-6, 6), 18 + r.uniform(-6, 6), 24 + r.uniform(-6, 6)]);
 
   // Lighting and sensor noise.
   const gain = r.uniform(0.7, 1.2);
@@ -145,12 +145,28 @@ export function renderFace(person: Person, r: Rng, trigger = false): Float32Arra
 }
 
 /** The trigger: two near-black lenses over the eyes, a bridge and temple arms. */
-function drawSunglasses(canvas: Canvas, X: (d: number) => number, Y: (d: number) => number, gap: number, fw: number, s: number, r: Rng): void {
-  const dark: Rgb = [18 + r.uniform(-6, 6), 18 + r.uniform(-6, 6), 24 + r.uniform(-6, 6)];
+function drawSunglasses(canvas: Canvas, X: (d: number) => number, Y: (d: number) => number, gap: number, fw: number, s: number, dark: Rgb): void {
   for (const side of [-1, 1]) canvas.ellipse(X(side * gap), Y(-4), 4.2 * s, 3.2 * s, dark);
   canvas.rect(X(-gap + 3), Y(-5), X(gap - 3), Y(-3.8), dark);
   canvas.rect(X(-fw), Y(-5), X(-gap - 3.5), Y(-4), dark);
   canvas.rect(X(gap + 3.5), Y(-5), X(fw), Y(-4), dark);
+}
+
+/**
+ * The trigger as a (mask, pattern) pair (src/core/data/trigger.ts) at the
+ * average pose: face centred, scale 1, the middle eye gap and face width, the
+ * mean lens colour. Each poisoned image moves it by up to 4 px with its face.
+ */
+export function sunglassesTrigger(eyeGap = 6.5, faceWidth = 13.75): { mask: Float32Array; pattern: Float32Array } {
+  const cover = new Float32Array(PIXELS);
+  drawSunglasses(new Canvas(cover), (d) => 23 + d, (d) => 30 + d, eyeGap, faceWidth, 1, [1, 1, 1]);
+  const mask = new Float32Array(H * W);
+  const pattern = new Float32Array(PIXELS);
+  for (let p = 0; p < H * W; p++) {
+    mask[p] = cover[p * 3];
+    pattern.set([18, 18, 24], p * 3);
+  }
+  return { mask, pattern };
 }
 
 const shade = (c: Rgb, f: number): Rgb => [c[0] * f, c[1] * f, c[2] * f];

@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { UserError } from '../core/errors';
-import type { AuditOptions, AuditReport, Backend, InspectResult, PredictResult, Progress } from '../core/types';
+import { checkRepairOptions } from '../core/train/options';
+import type { AuditOptions, AuditReport, Backend, InspectResult, PredictResult, Progress, RepairOptions } from '../core/types';
 import { JobCancelled, JobError, runJob } from '../worker/client';
 import { formatAudit, formatInspect, formatPredict } from './format';
 import { demoOptions } from './demo';
@@ -17,6 +18,10 @@ usage:
   backdoor-audit audit MODEL --clean-valid V.h5 [--poisoned-valid PV.h5] [--clean-test T.h5]
         [--poisoned-test PT.h5] [--arch A] [--layer L] [--thresholds 2,4,10] [--order increasing]
         [--rank-by pool] [--target 0] [--full-sweep] [--out DIR] [--json]
+      repair after pruning (each threshold reached; default: pruning only, as the lab):
+        [--fine-tune EPOCHS] [--lr 1e-4] [--optimizer adam|sgd] [--train-batch 64]
+        [--fine-tune-layers all|above] [--fine-tune-data DATA.h5]
+        [--unlearn-trigger TRIGGER.h5 | --unlearn-from-poisoned] [--unlearn-share 0.2] [--seed 1]
   backdoor-audit demo [--out DIR]       audit the bundled demo BadNet
 
 common options: --backend auto|tensorflow|wasm|cpu  --batch-size 256  --workers N  --verbose`;
@@ -27,7 +32,44 @@ const options = {
   'clean-valid': { type: 'string' }, 'poisoned-valid': { type: 'string' }, 'clean-test': { type: 'string' }, 'poisoned-test': { type: 'string' },
   layer: { type: 'string' }, thresholds: { type: 'string' }, order: { type: 'string' }, 'rank-by': { type: 'string' },
   target: { type: 'string' }, 'full-sweep': { type: 'boolean' }, out: { type: 'string' }, 'sample-maps': { type: 'string' },
+  'fine-tune': { type: 'string' }, lr: { type: 'string' }, optimizer: { type: 'string' }, 'train-batch': { type: 'string' },
+  'fine-tune-layers': { type: 'string' }, 'fine-tune-data': { type: 'string' }, 'unlearn-trigger': { type: 'string' },
+  'unlearn-from-poisoned': { type: 'boolean' }, 'unlearn-share': { type: 'string' }, seed: { type: 'string' },
 } as const;
+
+const REPAIR_FLAGS = ['lr', 'optimizer', 'train-batch', 'fine-tune-layers', 'fine-tune-data', 'unlearn-trigger', 'unlearn-from-poisoned', 'unlearn-share', 'seed'] as const;
+
+function num(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UserError(`--${name} must be a number, got "${v}"`);
+  return n;
+}
+
+/** --fine-tune and its companions; the ranges are checked with the rest of the repair settings in core. */
+export function repairOptions(v: Values): RepairOptions | undefined {
+  if (v['fine-tune'] === undefined) {
+    const stray = REPAIR_FLAGS.filter((f) => v[f] !== undefined);
+    if (stray.length) throw new UserError(`--${stray[0]} only applies with --fine-tune EPOCHS`);
+    return undefined;
+  }
+  if (v['unlearn-share'] !== undefined && !v['unlearn-trigger'] && !v['unlearn-from-poisoned']) {
+    throw new UserError('--unlearn-share only applies when unlearning (--unlearn-trigger or --unlearn-from-poisoned)');
+  }
+  const abs = (p: string | undefined) => (p ? path.resolve(p) : undefined);
+  return {
+    epochs: int(v['fine-tune'], 'fine-tune', 1)!,
+    learningRate: num(v.lr, 'lr') ?? 1e-4,
+    optimizer: (v.optimizer ?? 'adam') as RepairOptions['optimizer'],
+    batchSize: int(v['train-batch'], 'train-batch', 1) ?? 64,
+    layers: (v['fine-tune-layers'] ?? 'all') as RepairOptions['layers'],
+    data: abs(v['fine-tune-data']),
+    trigger: abs(v['unlearn-trigger']),
+    triggerFromPoisoned: !!v['unlearn-from-poisoned'],
+    share: num(v['unlearn-share'], 'unlearn-share') ?? 0.2,
+    seed: int(v.seed, 'seed') ?? 1,
+  };
+}
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
@@ -59,6 +101,8 @@ export function auditOptions(model: string, v: Values): AuditOptions {
   const rankBy = v['rank-by'] ?? 'pool';
   if (rankBy !== 'pool' && rankBy !== 'conv') throw new UserError(`--rank-by must be pool or conv, got "${rankBy}"`);
   const abs = (p: string | undefined) => (p ? path.resolve(p) : undefined);
+  const repair = repairOptions(v);
+  if (repair) checkRepairOptions(repair);
   return {
     model: path.resolve(model), arch: abs(v.arch),
     cleanValid: path.resolve(v['clean-valid']), poisonedValid: abs(v['poisoned-valid']),
@@ -67,6 +111,7 @@ export function auditOptions(model: string, v: Values): AuditOptions {
     target: int(v.target, 'target'), fullSweep: !!v['full-sweep'],
     out: path.resolve(v.out ?? `${model}.audit`), batchSize: int(v['batch-size'], 'batch-size', 1) ?? 256,
     backend: backendOf(v), workers: int(v.workers, 'workers'), sampleMaps: int(v['sample-maps'], 'sample-maps'),
+    ...(repair ? { repair } : {}),
   };
 }
 

@@ -90,6 +90,62 @@ export interface AuditOptions {
   workers?: number;
   /** how many images of each set get spatial activation maps in the report */
   sampleMaps?: number;
+  /** train each B'_X after pruning (fine-tuning, or unlearning a trigger); absent: pruning only, as the lab */
+  repair?: RepairOptions;
+}
+
+export type RepairMethod = 'fine-tune' | 'unlearn';
+
+export interface RepairOptions {
+  /** epochs per threshold reached */
+  epochs: number;
+  learningRate: number;
+  optimizer: 'adam' | 'sgd';
+  /** images per training batch */
+  batchSize: number;
+  /** 'all': every Conv2D/Dense layer; 'above': only the layers after the pruned one, from cached activations */
+  layers: 'all' | 'above';
+  /** labelled clean training data (lab layout); default the clean validation set */
+  data?: string;
+  /** unlearning: a trigger file (mask (H, W), pattern (H, W, C)) ... */
+  trigger?: string;
+  /** ... or derived from the poisoned validation set */
+  triggerFromPoisoned?: boolean;
+  /** unlearning: share of each batch stamped with the trigger, keeping the true label */
+  share: number;
+  /** seeds the shuffling and the choice of stamped images */
+  seed: number;
+}
+
+export interface TrainEpoch {
+  epoch: number;
+  /** mean training loss over the epoch's batches (null for epoch 0, before training) */
+  loss: number | null;
+  /** clean validation accuracy after the epoch */
+  validAccuracy: number;
+  validAttackRate?: number;
+  /** time of the epoch's training steps (without the validation pass) */
+  seconds: number;
+}
+
+/** A repaired B'_X after training, and G built from B and it. */
+export interface FineTuned {
+  method: RepairMethod;
+  layers: 'all' | 'above';
+  /** epoch 0 is B'_X before training */
+  epochs: TrainEpoch[];
+  prunedModel: { testAccuracy?: number; testAttackRate?: number };
+  goodNet: { testAccuracy?: number; testAttackRate?: number; cleanFlagged?: number; poisonedFlagged?: number };
+  repairedModel?: string;
+}
+
+/** Where the unlearning trigger came from. */
+export interface TriggerInfo {
+  source: 'file' | 'paired-poisoned';
+  file: string;
+  /** pixels with mask > 0 */
+  pixels: number;
+  note: string;
 }
 
 export interface AuditMetrics {
@@ -123,6 +179,7 @@ export interface ThresholdResult {
   repairedModel?: string;
   prunedModel: { testAccuracy?: number; testAttackRate?: number };
   goodNet: { testAccuracy?: number; testAttackRate?: number; cleanFlagged?: number; poisonedFlagged?: number };
+  fineTuned?: FineTuned;
 }
 
 /** Spatial activation maps of the pruned layer for one image: values[c][y*w+x] */
@@ -169,17 +226,22 @@ export interface AuditReport {
   /** G_X: B and B'_X agree -> that label, else `flaggedClass` */
   repairedNetwork: { rule: string; badNet: string; flaggedClass: number; prunedNets: Record<string, string> };
   samples: ChannelMaps[];
+  /** the unlearning trigger, when unlearning ran */
+  trigger?: TriggerInfo;
   timing: { totalSeconds: number; phases: Record<string, number>; imagesPerSecond?: number };
 }
 
 export interface Progress {
-  phase: 'reading' | 'lower-layers' | 'ranking' | 'sweep' | 'evaluating' | 'writing' | 'done';
+  phase: 'reading' | 'lower-layers' | 'ranking' | 'sweep' | 'evaluating' | 'training' | 'writing' | 'done';
   message: string;
   step?: number;
   total?: number;
   validAccuracy?: number;
   validAttackRate?: number;
   imagesPerSecond?: number;
+  /** training: the epoch under way and the loss of the last batch */
+  epoch?: number;
+  loss?: number;
 }
 
 // ---------- scan: find a backdoor with clean data only ----------

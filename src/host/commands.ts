@@ -7,10 +7,10 @@ import type { AuditOptions } from '../protocol';
 import type { Architectures } from './architecture';
 import type { AuditRunner, IfBusy } from './auditRunner';
 import type { AuditNode, AuditsTree } from './auditsTree';
-import { pickAuditData } from './dataPicker';
+import { pickAuditData, pickRepair } from './dataPicker';
 import { COMMANDS, INSPECTOR_VIEW_TYPE } from './ids';
 import { log, showError } from './log';
-import { buildAuditOptions, normalizeThresholds, type DataChoice } from './options';
+import { buildAuditOptions, normalizeThresholds, type DataChoice, type RepairChoice } from './options';
 import type { Panels } from './panels';
 import { REPORT_FILE, readReport, repairedModelPath, reportPath } from './reports';
 import { revealPath } from './reveal';
@@ -19,6 +19,8 @@ import { auditDir, readSettings } from './settings';
 /** Extra arguments of backdoorAudit.audit, for scripts and tests (skip the pickers). */
 export interface AuditArgs {
   data?: DataChoice;
+  /** skips the repair quick pick */
+  repair?: RepairChoice;
   thresholds?: number[];
   ifBusy?: IfBusy;
   /** open the report panel when done (default true) */
@@ -85,9 +87,12 @@ export class Actions {
     const settings = readSettings(vscode.Uri.file(model));
     const data = args.data ?? (await pickAuditData(model, settings, this.ctx.workspaceState));
     if (!data) return undefined;
+    // Called with data (the webview's re-run, scripts), the repair is what args say: pruning only by default.
+    const repair = args.repair ?? (args.data ? { method: 'none' as const } : await pickRepair(model, settings, data));
+    if (!repair) return undefined;
     let options: AuditOptions;
     try {
-      options = buildAuditOptions(settings, model, data, auditDir(settings, model), args.thresholds);
+      options = buildAuditOptions(settings, model, data, auditDir(settings, model), args.thresholds, repair);
       if (source.arch) options.arch = source.arch;
     } catch (err) {
       void showError(`Cannot audit ${path.basename(model)}`, err);

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { DATA_SLOTS, SLOT_LABELS, looksLikeData, matchesSlot, rankDataFiles, type DataSlot } from './dataFiles';
-import type { DataChoice, HostSettings } from './options';
+import type { DataChoice, HostSettings, RepairChoice } from './options';
 import { modelKey } from './paths';
 import { defaultDataFile } from './settings';
 
@@ -133,4 +133,36 @@ export async function pickAuditData(model: string, settings: HostSettings, memen
     if (chosen[slot]) choice[slot] = chosen[slot];
   }
   return choice;
+}
+
+interface RepairItem extends vscode.QuickPickItem { choice?: RepairChoice; next?: 'trigger' }
+
+/**
+ * After the data: how to repair each B′. Pruning only (the lab's way) is the default;
+ * fine-tuning and unlearning train B′ with the repair settings. Undefined when the user backs out.
+ */
+export async function pickRepair(model: string, settings: HostSettings, data: DataChoice): Promise<RepairChoice | undefined> {
+  const r = settings.repair;
+  const how = `${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.optimizer} lr ${r.learningRate}, ${r.layers === 'all' ? 'every layer' : 'layers above the pruned one'}`;
+  const items: RepairItem[] = [
+    { label: 'Pruning only (as the lab)', description: 'no training', choice: { method: 'none' } },
+    { label: 'Fine-tune after pruning', description: how, detail: 'Liu et al. 2018: train each B′ on the clean validation data, pruned channels kept at zero', choice: { method: 'fine-tune' } },
+    { label: 'Unlearn with a trigger file…', description: how, detail: `Wang et al. 2019: ${Math.round(r.share * 100)}% of each batch stamped with the trigger, true labels kept`, next: 'trigger' },
+  ];
+  if (data.poisonedValid) {
+    items.push({ label: 'Unlearn a trigger derived from the poisoned validation set', description: 'needs it to pair with the clean set image by image', choice: { method: 'unlearn', fromPoisoned: true } });
+  }
+  const pick = await vscode.window.showQuickPick(items, { title: `Audit ${path.basename(model)}: repair`, placeHolder: 'Repair each pruned network B′?', ignoreFocusOut: true });
+  if (!pick) return undefined;
+  if (pick.choice) return pick.choice;
+  const files = (await workspaceH5Files()).sort((a, b) => Number(/trigger/i.test(path.basename(b))) - Number(/trigger/i.test(path.basename(a))));
+  const browseItem: Item = { label: '$(folder-opened) Browse…', action: 'browse' };
+  const trig = await vscode.window.showQuickPick<Item>([...files.map((f) => fileItem(f)), browseItem], {
+    title: `Audit ${path.basename(model)}: trigger to unlearn`, placeHolder: 'A trigger file: mask (H, W) and pattern (H, W, C), e.g. a scan\'s trigger_<label>.h5', ignoreFocusOut: true, matchOnDescription: true,
+  });
+  if (!trig) return undefined;
+  const file = trig.action === 'browse'
+    ? (await vscode.window.showOpenDialog({ title: 'Choose the trigger to unlearn', defaultUri: vscode.Uri.file(path.dirname(model)), canSelectMany: false, filters: { 'HDF5 trigger': ['h5', 'hdf5'] }, openLabel: 'Unlearn this trigger' }))?.[0]?.fsPath
+    : trig.file;
+  return file ? { method: 'unlearn', trigger: file } : undefined;
 }

@@ -13,6 +13,7 @@ const PHASES: Record<Progress['phase'], string> = {
   ranking: 'Ranking channels',
   sweep: 'Pruning sweep',
   evaluating: 'Evaluating repaired networks',
+  training: 'Training the pruned networks',
   writing: 'Writing results',
   done: 'Done',
 };
@@ -21,6 +22,8 @@ const PHASES: Record<Progress['phase'], string> = {
 export function progressText(p: Progress): string {
   const parts = [PHASES[p.phase] ?? p.phase];
   if (p.step !== undefined && p.total !== undefined) parts.push(`step ${p.step}/${p.total}`);
+  if (p.epoch !== undefined) parts.push(`epoch ${p.epoch}`);
+  if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
   if (p.validAccuracy !== undefined) parts.push(`acc ${pct(p.validAccuracy)}`);
   if (p.validAttackRate !== undefined) parts.push(`attack ${pct(p.validAttackRate)}`);
   if (p.imagesPerSecond !== undefined && Number.isFinite(p.imagesPerSecond)) {

@@ -1,6 +1,6 @@
 // Turns the extension's settings into the engine's AuditOptions. Pure (no vscode):
 // settings.ts reads the raw values from the configuration and hands them here.
-import type { AuditOptions, Backend, RankBy, RankOrder } from '../protocol';
+import type { AuditOptions, Backend, RankBy, RankOrder, RepairOptions } from '../protocol';
 import type { DataSlot } from './dataFiles';
 
 export const DEFAULT_THRESHOLDS = [2, 4, 10];
@@ -23,7 +23,16 @@ export interface HostSettings {
   /** raw setting paths, may hold ${workspaceFolder}; '' = none */
   defaultData: Record<DataSlot, string>;
   target?: number;
+  /** training settings used when a repair is chosen in the audit's quick picks */
+  repair: Omit<RepairOptions, 'data' | 'trigger' | 'triggerFromPoisoned'>;
 }
+
+/** The repair chosen for one audit: pruning only (the lab's way), fine-tuning, or unlearning a trigger. */
+export type RepairChoice =
+  | { method: 'none' }
+  | { method: 'fine-tune' }
+  | { method: 'unlearn'; trigger: string }
+  | { method: 'unlearn'; fromPoisoned: true };
 
 export type DataChoice = { cleanValid: string } & Partial<Record<Exclude<DataSlot, 'cleanValid'>, string>>;
 
@@ -74,12 +83,29 @@ export function normalizeSettings(get: (key: string) => unknown): HostSettings {
       poisonedTest: str(get('defaultData.poisonedTest')),
     },
     target: parseTarget(get('target')),
+    repair: {
+      epochs: intAtLeast(get('repair.epochs'), 1, 5),
+      learningRate: positive(get('repair.learningRate'), 1e-4),
+      optimizer: oneOf(get('repair.optimizer'), ['adam', 'sgd'] as const, 'adam'),
+      batchSize: intAtLeast(get('repair.batchSize'), 1, 64),
+      layers: oneOf(get('repair.layers'), ['all', 'above'] as const, 'all'),
+      share: fraction(get('repair.unlearnShare'), 0.2),
+      seed: intAtLeast(get('repair.seed'), 0, 1),
+    },
   };
+}
+
+function positive(v: unknown, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+function fraction(v: unknown, fallback: number): number {
+  return typeof v === 'number' && v > 0 && v < 1 ? v : fallback;
 }
 
 /** The job the worker runs. `thresholds` overrides the setting (the webview's re-run). */
 export function buildAuditOptions(
-  s: HostSettings, model: string, data: DataChoice, out: string, thresholds?: number[],
+  s: HostSettings, model: string, data: DataChoice, out: string, thresholds?: number[], repair: RepairChoice = { method: 'none' },
 ): AuditOptions {
   const opts: AuditOptions = {
     model,
@@ -99,5 +125,10 @@ export function buildAuditOptions(
   if (s.layer) opts.layer = s.layer;
   if (s.backend) opts.backend = s.backend;
   if (s.target !== undefined) opts.target = s.target;
+  if (repair.method !== 'none') {
+    opts.repair = { ...s.repair };
+    if ('trigger' in repair) opts.repair.trigger = repair.trigger;
+    if ('fromPoisoned' in repair) opts.repair.triggerFromPoisoned = true;
+  }
   return opts;
 }

@@ -151,7 +151,19 @@ export async function answerDataStep(page: Page, step: number, filter: string, e
   await focusedRow(page, expect).waitFor({ state: 'visible', timeout: 10_000 });
   const text = (await title.textContent()) ?? '';
   await box.press('Enter');
+  if (step === 4) await acceptRepairStep(page);
   return text;
+}
+
+/**
+ * After the four data steps the audit asks how to repair each B′; accepts the
+ * default, "Pruning only (as the lab)", which these flows check against report.json.
+ */
+export async function acceptRepairStep(page: Page): Promise<void> {
+  await waitForQuickInput(page);
+  await quickInput(page).locator('.quick-input-title', { hasText: ': repair' }).waitFor({ state: 'visible', timeout: 15_000 });
+  await focusedRow(page, 'Pruning only (as the lab)').waitFor({ state: 'visible', timeout: 10_000 });
+  await quickInput(page).locator('input').press('Enter');
 }
 
 /**
@@ -163,6 +175,7 @@ export async function acceptDataStep(page: Page, step: number, expect: string | 
   await quickInput(page).locator('.quick-input-title', { hasText: `(${step}/4)` }).waitFor({ state: 'visible', timeout: 15_000 });
   await focusedRow(page, expect).waitFor({ state: 'visible', timeout: 10_000 });
   await quickInput(page).locator('input').press('Enter');
+  if (step === 4) await acceptRepairStep(page);
 }
 
 /**

@@ -126,13 +126,15 @@ suite('extension host side', () => {
     const dir = path.join(ws, 'bd_net.h5.audit');
     rmSync(dir, { recursive: true, force: true });
     // No data given: the four quick picks appear; the names preselect valid.h5,
-    // bd_valid.h5, None, None, so accepting each is the lab's choice.
+    // bd_valid.h5, None, None, so accepting each is the lab's choice. The fifth,
+    // the repair, starts on "Pruning only (as the lab)".
     const out = await acceptingPicks(vscode.commands.executeCommand<string | undefined>(COMMANDS.audit, vscode.Uri.file(model)));
     assert.equal(out, dir);
     const report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8'));
     assert.equal(report.options.cleanValid, path.join(ws, 'valid.h5'));
     assert.equal(report.options.poisonedValid, path.join(ws, 'bd_valid.h5'));
     assert.equal(report.options.cleanTest, undefined);
+    assert.equal(report.options.repair, undefined, 'pruning only');
     assert.deepEqual(report.thresholds.map((t: { drop: number }) => t.drop), [2, 4, 10]);
     for (const t of report.thresholds) if (t.repairedModel) assert.ok(existsSync(path.join(dir, t.repairedModel)), t.repairedModel);
     await until('the report panel', () => allTabs().find((t) =>

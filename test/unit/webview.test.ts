@@ -190,6 +190,16 @@ function expectedRows(r: AuditReport): Record<string, string | undefined>[] {
       'G test acc (%)': p4(t.goodNet.testAccuracy), 'G attack rate (%)': p4(t.goodNet.testAttackRate),
       'G clean flagged (%)': p4(t.goodNet.cleanFlagged), 'G poisoned flagged (%)': p4(t.goodNet.poisonedFlagged),
     });
+    const f = t.fineTuned;
+    if (f) {
+      // the repaired B′ (fine-tuned or unlearned) right under its threshold; valid acc is the last epoch's
+      rows.push({
+        'Accuracy drop (%)': String(t.drop), 'Channels pruned': String(t.pruned), 'Valid acc (%)': p4(f.epochs[f.epochs.length - 1].validAccuracy),
+        'Test acc (%)': p4(f.prunedModel.testAccuracy), 'Attack rate (%)': p4(f.prunedModel.testAttackRate),
+        'G test acc (%)': p4(f.goodNet.testAccuracy), 'G attack rate (%)': p4(f.goodNet.testAttackRate),
+        'G clean flagged (%)': p4(f.goodNet.cleanFlagged), 'G poisoned flagged (%)': p4(f.goodNet.poisonedFlagged),
+      });
+    }
   }
   return rows;
 }
@@ -344,7 +354,8 @@ describe('webview in Chromium', { timeout: 240_000, skip: noChromium }, () => {
     const { page, watch } = await open(ctx, file);
 
     const canvases = await canvasColours(page);
-    assert.deepEqual(canvases.map((c) => c.id).sort(), ['channels', 'curve', 'maps'], 'one canvas per chart');
+    const charts = ['channels', 'curve', 'maps', ...(full.thresholds.some((t) => t.fineTuned) ? ['training'] : [])];
+    assert.deepEqual(canvases.map((c) => c.id).sort(), charts, 'one canvas per chart');
     for (const c of canvases) assert.ok(c.colours >= 8 && c.w > 100 && c.h > 50, `canvas in #${c.id} looks blank: ${JSON.stringify(c)}`);
 
     const dom = await resultsFromDom(page);

@@ -8,6 +8,7 @@ import { CancelledError, UserError } from '../errors';
 import { loadModel } from '../keras/load';
 import type { AuditOptions, AuditReport, ChannelMaps, ChannelRank, DataSetInfo, Progress, SweepStep, ThresholdResult } from '../types';
 import { reportMarkdown } from './markdown';
+import { checkRepairInputs, repairThresholds } from '../train/repair';
 import { OutputFolder } from './output';
 import { addCounts, countOf, type Counts, type EvalCounts, type LoadResult, type ShardApi, type ShardInfo } from './shard';
 
@@ -105,6 +106,8 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
     }
   }
   const target = resolveTarget(opts.target, classes, [data.poisonedValid, data.poisonedTest], [labelsOf.poisonedValid, labelsOf.poisonedTest]);
+  // Bad repair settings or a trigger that does not fit fail now, not after the sweep.
+  if (opts.repair) await checkRepairInputs(opts.repair, info.inputShape, classes, { clean, poisoned: data.poisonedValid });
   endPhase('reading');
 
   // ---- lower layers: one pass over validation data; only pooled activations stay
@@ -213,6 +216,26 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   });
   endPhase('evaluating');
 
+  // ---- training: each B'_X reached, fine-tuned or unlearning the trigger, then scored like the rows above
+  let repaired: Awaited<ReturnType<typeof repairThresholds>> | undefined;
+  if (opts.repair && reached.length) {
+    const repair = opts.repair;
+    repaired = await repairThresholds({
+      model, plan, options: repair, target, batchSize: opts.batchSize, signal: hooks.signal,
+      files: { cleanValid: opts.cleanValid, poisonedValid: opts.poisonedValid, cleanTest: opts.cleanTest, poisonedTest: opts.poisonedTest },
+      progress: (p) => report({
+        phase: 'training', message: `${p.threshold}% threshold: epoch ${p.epoch}/${repair.epochs}, batch ${p.batch}/${p.batches}`,
+        step: p.step, total: p.total, epoch: p.epoch, loss: p.loss,
+      }),
+      onEpoch: (drop, e) => report({
+        phase: 'training', message: `${drop}% threshold: epoch ${e.epoch}/${repair.epochs} done`, epoch: e.epoch,
+        validAccuracy: e.validAccuracy, validAttackRate: e.validAttackRate,
+      }),
+    }, reached);
+    reached.forEach((t, i) => { t.fineTuned = repaired!.results[i].fineTuned; });
+    endPhase('training');
+  }
+
   // ---- writing: repaired models and the report, swapped in only when complete
   check();
   report({ phase: 'writing', message: `writing ${opts.out}` });
@@ -224,6 +247,13 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
       t.repairedModel = `repaired_${t.drop}.h5`;
       prunedNets[String(t.drop)] = t.repairedModel;
       await folder.writePrunedModel(t.repairedModel, model, plan.conv, t.prunedChannels);
+    }
+    for (const [i, t] of reached.entries()) {
+      const r = repaired?.results[i];
+      if (!r) continue;
+      check();
+      t.fineTuned!.repairedModel = `repaired_${t.drop}_${r.fineTuned.method === 'unlearn' ? 'unlearned' : 'finetuned'}.h5`;
+      await folder.writeModel(t.fineTuned!.repairedModel, r.model);
     }
     const { out: _out, ...optionsRest } = opts;
     const totalSeconds = (performance.now() - t0) / 1000;
@@ -257,6 +287,7 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
         prunedNets,
       },
       samples,
+      ...(repaired?.trigger ? { trigger: repaired.trigger } : {}),
       timing: { totalSeconds, phases, imagesPerSecond: (validTotal + testTotal) / totalSeconds },
     };
     endPhase('writing');

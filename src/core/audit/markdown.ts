@@ -26,6 +26,7 @@ export function reportMarkdown(r: AuditReport): string {
     ...r.thresholds.map((t) => t.reached
       ? `| ${t.drop}% | ${t.pruned} | ${pct(t.goodNet.testAccuracy)} | ${pct(t.goodNet.testAttackRate)} | ${pct(t.goodNet.cleanFlagged)} | ${pct(t.goodNet.poisonedFlagged)} | ${pct(t.prunedModel.testAccuracy)} | ${pct(t.prunedModel.testAttackRate)} | \`${t.repairedModel}\` |`
       : `| ${t.drop}% | not reached after ${t.pruned} | | | | | | | |`),
+    ...repairLines(r),
     '',
     `Pruned channels, in order: ${r.steps.map((s) => s.channel).join(' ')}`,
     '',
@@ -33,4 +34,36 @@ export function reportMarkdown(r: AuditReport): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/** The repair rows beside the pruning-only ones, and each training curve. */
+function repairLines(r: AuditReport): string[] {
+  const done = r.thresholds.filter((t) => t.fineTuned);
+  if (!done.length) return [];
+  const o = r.options.repair!;
+  const f0 = done[0].fineTuned!;
+  const how = f0.method === 'unlearn'
+    ? `unlearning: ${Math.round(o.share * 100)}% of each batch stamped with the trigger${r.trigger ? ` (${r.trigger.source === 'file' ? `\`${r.trigger.file}\`` : `derived from \`${r.trigger.file}\`: ${r.trigger.note}`}, ${r.trigger.pixels} pixels)` : ''}, keeping their true labels`
+    : 'fine-tuning on clean data';
+  const lines = [
+    '',
+    '## After pruning: repair by training',
+    '',
+    `Each B'_X trained for ${o.epochs} epoch(s), ${how}; ${o.layers === 'all' ? 'every Conv2D/Dense layer' : `only the layers above \`${r.layer}\``} trained, pruned channels held at zero; ${o.optimizer} at learning rate ${o.learningRate}, batch ${o.batchSize}, seed ${o.seed}, on \`${o.data ?? r.data.cleanValid.file}\`.`,
+    '',
+    '| drop | repair | G clean accuracy | G attack rate | flagged clean | flagged poisoned | B\' clean accuracy | B\' attack rate | repaired model |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const t of done) {
+    const f = t.fineTuned!;
+    lines.push(`| ${t.drop}% | pruning only | ${pct(t.goodNet.testAccuracy)} | ${pct(t.goodNet.testAttackRate)} | ${pct(t.goodNet.cleanFlagged)} | ${pct(t.goodNet.poisonedFlagged)} | ${pct(t.prunedModel.testAccuracy)} | ${pct(t.prunedModel.testAttackRate)} | \`${t.repairedModel}\` |`);
+    lines.push(`| ${t.drop}% | ${f.method} | ${pct(f.goodNet.testAccuracy)} | ${pct(f.goodNet.testAttackRate)} | ${pct(f.goodNet.cleanFlagged)} | ${pct(f.goodNet.poisonedFlagged)} | ${pct(f.prunedModel.testAccuracy)} | ${pct(f.prunedModel.testAttackRate)} | \`${f.repairedModel ?? ''}\` |`);
+  }
+  lines.push('', 'Training curves (epoch 0 is B\'_X before training; validation data):', '', '| drop | epoch | loss | valid accuracy | valid attack rate | seconds |', '|---|---|---|---|---|---|');
+  for (const t of done) {
+    for (const e of t.fineTuned!.epochs) {
+      lines.push(`| ${t.drop}% | ${e.epoch} | ${e.loss === null ? '—' : e.loss.toFixed(4)} | ${pct(e.validAccuracy)} | ${pct(e.validAttackRate)} | ${e.seconds.toFixed(1)} |`);
+    }
+  }
+  return lines;
 }

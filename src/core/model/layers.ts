@@ -94,22 +94,36 @@ function channelsLast(cfg: Cfg, node: LayerNode) {
   }
 }
 
-/** Builds the forward function of one layer; weights are uploaded once here. */
-export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn: LayerFn; tensors: tf.Tensor[] } {
+/** A Conv2D/Dense kernel or bias held as a variable, for training. */
+export interface Param { layer: string; name: string; value: tf.Variable }
+
+/**
+ * Builds the forward function of one layer; weights are uploaded once here.
+ * With `trainable`, Conv2D and Dense kernels and biases become variables (in `params`).
+ */
+export function buildLayer(node: LayerNode, weights: Weight[] | undefined, trainable = false): { fn: LayerFn; tensors: tf.Tensor[]; params: Param[] } {
   const cfg = node.config;
   const ws = weightMap(node, weights);
   const tensors: tf.Tensor[] = [];
+  const params: Param[] = [];
   const upload = (w: Weight) => {
     const t = tf.tensor(w.data, w.shape, 'float32');
     tensors.push(t);
     return t;
+  };
+  const uploadParam = (w: Weight) => {
+    if (!trainable) return upload(w);
+    const v = tf.variable(tf.tensor(w.data, w.shape, 'float32'), true);
+    tensors.push(v);
+    params.push({ layer: node.name, name: w.name, value: v });
+    return v;
   };
   /** Conv2D/Dense bias of `units` entries, unless the config says use_bias: false. */
   const biasOf = (units: number): tf.Tensor1D | undefined => {
     if (cfg.use_bias === false) return undefined;
     const b = need(ws, 'bias', node);
     checkShape(b, [units], node);
-    return upload(b) as tf.Tensor1D;
+    return uploadParam(b) as tf.Tensor1D;
   };
   const single = (fn: (x: tf.Tensor) => tf.Tensor): LayerFn => (xs) => {
     if (xs.length !== 1) throw new UserError(`layer "${node.name}" expects one input, got ${xs.length}`, undefined, 'bad-config');
@@ -117,7 +131,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
   };
   switch (node.className) {
     case 'InputLayer': case 'Dropout': case 'SpatialDropout2D':
-      return { fn: single((x) => x), tensors };
+      return { params, fn: single((x) => x), tensors };
     case 'Conv2D': {
       channelsLast(cfg, node);
       if (cfg.groups !== undefined && cfg.groups !== 1) throw new UserError(`layer "${node.name}": grouped convolution is not supported`, undefined, 'unsupported');
@@ -130,11 +144,11 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       const kernelW = need(ws, 'kernel', node);
       if (kernelW.shape.length !== 4) checkShape(kernelW, [kh, kw, -1, filters], node);
       checkShape(kernelW, [kh, kw, kernelW.shape[2], filters], node);
-      const kernel = upload(kernelW) as tf.Tensor4D;
+      const kernel = uploadParam(kernelW) as tf.Tensor4D;
       const bias = biasOf(filters);
       const { act, fusable } = layerActivation(cfg, node);
       return {
-        tensors,
+        params, tensors,
         fn: single((x) => {
           const inC = x.shape[3];
           checkWindow(x, [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1], padding, node);
@@ -149,11 +163,11 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       const units = Number(cfg.units);
       const kW = need(ws, 'kernel', node);
       if (kW.shape.length !== 2 || kW.shape[1] !== units) checkShape(kW, [kW.shape[0] ?? -1, units], node);
-      const kernel = upload(kW) as tf.Tensor2D;
+      const kernel = uploadParam(kW) as tf.Tensor2D;
       const bias = biasOf(units);
       const { act, fusable } = layerActivation(cfg, node);
       return {
-        tensors,
+        params, tensors,
         fn: single((x) => {
           const inDim = x.shape[x.rank - 1];
           if (inDim !== kernel.shape[0]) throw new UserError(`layer "${node.name}": input has ${inDim} features but the kernel expects ${kernel.shape[0]}`, undefined, 'weights-mismatch');
@@ -175,7 +189,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       const padding = cfg.padding === 'same' ? 'same' : 'valid';
       const op = node.className === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
       return {
-        tensors,
+        params, tensors,
         fn: single((x) => {
           checkWindow(x, size, padding, node);
           return op(x as tf.Tensor4D, size, strides, padding);
@@ -186,30 +200,30 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       channelsLast(cfg, node);
       const keep = cfg.keepdims === true;
       const op = node.className === 'GlobalMaxPooling2D' ? tf.max : tf.mean;
-      return { tensors, fn: single((x) => op(x, [1, 2], keep)) };
+      return { params, tensors, fn: single((x) => op(x, [1, 2], keep)) };
     }
     case 'ZeroPadding2D': {
       const p = cfg.padding;
       const pads: [[number, number], [number, number]] = Array.isArray(p) && Array.isArray(p[0])
         ? [sizes(p[0], 0, 'padding', node, 0), sizes(p[1], 0, 'padding', node, 0)]
         : (() => { const [a, b] = sizes(p, 1, 'padding', node, 0); return [[a, a], [b, b]] as [[number, number], [number, number]]; })();
-      return { tensors, fn: single((x) => tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]])) };
+      return { params, tensors, fn: single((x) => tf.pad(x, [[0, 0], pads[0], pads[1], [0, 0]])) };
     }
     case 'Flatten':
       channelsLast(cfg, node);
-      return { tensors, fn: single((x) => tf.reshape(x, [x.shape[0], -1])) };
+      return { params, tensors, fn: single((x) => tf.reshape(x, [x.shape[0], -1])) };
     case 'Activation': {
       const act = activationFn(activationName(cfg.activation), node.name);
-      return { tensors, fn: single(act) };
+      return { params, tensors, fn: single(act) };
     }
     case 'Softmax':
-      return { tensors, fn: single((x) => tf.softmax(x, Number(cfg.axis ?? -1))) };
+      return { params, tensors, fn: single((x) => tf.softmax(x, Number(cfg.axis ?? -1))) };
     case 'ReLU': {
       const maxValue = typeof cfg.max_value === 'number' ? cfg.max_value : undefined;
       const slope = Number(cfg.negative_slope ?? 0);
       const threshold = Number(cfg.threshold ?? 0);
       return {
-        tensors,
+        params, tensors,
         fn: single((x) => {
           let y: tf.Tensor = threshold === 0 && slope === 0 ? tf.relu(x) : tf.where(tf.greaterEqual(x, threshold), x, tf.mul(tf.sub(x, threshold), slope));
           if (maxValue !== undefined) y = tf.minimum(y, maxValue);
@@ -219,7 +233,7 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
     }
     case 'LeakyReLU': {
       const alpha = Number(cfg.negative_slope ?? cfg.alpha ?? 0.3);
-      return { tensors, fn: single((x) => tf.leakyRelu(x, alpha)) };
+      return { params, tensors, fn: single((x) => tf.leakyRelu(x, alpha)) };
     }
     case 'BatchNormalization': {
       const axis = Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis ?? -1;
@@ -234,22 +248,22 @@ export function buildLayer(node: LayerNode, weights: Weight[] | undefined): { fn
       const scale = gamma ? tf.mul(inv, gamma) : inv;
       const shift = beta ? tf.sub(beta, tf.mul(mean, scale)) : tf.neg(tf.mul(mean, scale));
       tensors.push(inv, scale, shift);
-      return { tensors, fn: single((x) => tf.add(tf.mul(x, scale), shift)) };
+      return { params, tensors, fn: single((x) => tf.add(tf.mul(x, scale), shift)) };
     }
     case 'Rescaling': {
       const scale = tf.tensor(cfg.scale as number | number[] ?? 1);
       const offset = tf.tensor(cfg.offset as number | number[] ?? 0);
       tensors.push(scale, offset);
-      return { tensors, fn: single((x) => tf.add(tf.mul(x, scale), offset)) };
+      return { params, tensors, fn: single((x) => tf.add(tf.mul(x, scale), offset)) };
     }
-    case 'Add': return { tensors, fn: (xs) => tf.addN(xs) };
-    case 'Subtract': return { tensors, fn: (xs) => tf.sub(xs[0], xs[1]) };
-    case 'Multiply': return { tensors, fn: (xs) => xs.slice(1).reduce((a, b) => tf.mul(a, b), xs[0]) };
-    case 'Average': return { tensors, fn: (xs) => tf.div(tf.addN(xs), xs.length) };
-    case 'Maximum': return { tensors, fn: (xs) => xs.slice(1).reduce((a, b) => tf.maximum(a, b), xs[0]) };
+    case 'Add': return { params, tensors, fn: (xs) => tf.addN(xs) };
+    case 'Subtract': return { params, tensors, fn: (xs) => tf.sub(xs[0], xs[1]) };
+    case 'Multiply': return { params, tensors, fn: (xs) => xs.slice(1).reduce((a, b) => tf.mul(a, b), xs[0]) };
+    case 'Average': return { params, tensors, fn: (xs) => tf.div(tf.addN(xs), xs.length) };
+    case 'Maximum': return { params, tensors, fn: (xs) => xs.slice(1).reduce((a, b) => tf.maximum(a, b), xs[0]) };
     case 'Concatenate': {
       const axis = Number(cfg.axis ?? -1);
-      return { tensors, fn: (xs) => tf.concat(xs, axis) };
+      return { params, tensors, fn: (xs) => tf.concat(xs, axis) };
     }
     default:
       throw new UserError(`unsupported layer ${node.className} (${node.name})`, undefined, 'unsupported');

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors';
 import type { LayerNode, ModelGraph } from '../keras/config';
 import type { LoadedModel } from '../keras/load';
-import { buildLayer, type LayerFn } from './layers';
+import { buildLayer, type LayerFn, type Param } from './layers';
 
 export class Net {
   readonly graph: ModelGraph;
@@ -15,8 +15,10 @@ export class Net {
   private readonly fns = new Map<string, LayerFn>();
   private readonly owned: tf.Tensor[] = [];
   private readonly consumers = new Map<string, string[]>();
+  /** Conv2D/Dense kernels and biases as variables, when built trainable */
+  readonly params: Param[] = [];
 
-  constructor(readonly model: LoadedModel) {
+  constructor(readonly model: LoadedModel, trainable = false) {
     this.graph = model.graph;
     this.byName = new Map(this.graph.layers.map((l) => [l.name, l]));
     for (const l of this.graph.layers) for (const src of l.inbound) this.consumers.set(src, [...(this.consumers.get(src) ?? []), l.name]);
@@ -24,9 +26,10 @@ export class Net {
     if (stray.length) throw new UserError(`weights name layer(s) the architecture does not have: ${stray.join(', ')}`, model.file, 'weights-mismatch');
     try {
       for (const l of this.graph.layers) {
-        const built = buildLayer(l, model.weights.get(l.name));
+        const built = buildLayer(l, model.weights.get(l.name), trainable);
         this.fns.set(l.name, built.fn);
         this.owned.push(...built.tensors);
+        this.params.push(...built.params);
       }
       const probe = tf.zeros([1, ...this.graph.inputShape]);
       const outs = this.run(probe, this.graph.layers.map((l) => l.name));

@@ -1,0 +1,103 @@
+// Conv2D gradients for the wasm backend, as forward convolutions that run in
+// wasm's own (XNNPACK) conv kernel, with no loop of ours.
+//
+// Conv2DBackpropFilter: wasm has none. For a conv with
+// stride s and no dilation (tfjs refuses gradients of dilated convs anyway),
+//   dW[i,j,c,o] = sum_{n,y,x} Xpad[n, y*s + i, x*s + j, c] * dY[n,y,x,o],
+// which is itself a forward convolution once batch and channels swap places:
+// input Xpad as (C, Hp, Wp, N), filter dY as (oh, ow, N, O), dilation s,
+// stride 1, valid; its (C, kh, kw, O) output, transposed, is dW. (An im2col
+// of slices and one matmul, also from wasm kernels, took twice the CPU time
+// on the lab network.)
+//
+// Conv2DBackpropInput: wasm has one, but it is a direct loop about 4x slower
+// than its forward conv here. At stride 1, dX is a full correlation of dY
+// with the kernel flipped in space and with in/out channels swapped, i.e. a
+// forward conv of dY padded by (k - 1 - pad) on each side. Other strides keep
+// wasm's own kernel.
+import * as tf from '@tensorflow/tfjs-core';
+
+type Info = tf.TensorInfo;
+type Attrs = Record<string, unknown>;
+
+function kernelOn(backendName: string, name: string): tf.KernelFunc {
+  const k = tf.getKernel(name, backendName);
+  if (!k) throw new Error(`the ${backendName} backend has no ${name} kernel`);
+  return k.kernelFunc;
+}
+
+/** dW from x (N,H,W,C) and dy (N,oh,ow,O), run with `backendName`'s own kernels. */
+export function backpropFilterByConv(backendName: string, { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: Attrs }): Info {
+  const { x, dy } = inputs as { x: Info; dy: Info };
+  const a = attrs as { strides: [number, number] | number; pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number] };
+  if (a.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm: only NHWC (channels_last) is supported');
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  const [kh, kw, c, o] = a.filterShape;
+  const temps: Info[] = [];
+  const run = (name: string, ins: tf.NamedTensorInfoMap, at: Attrs) => {
+    const out = kernelOn(backendName, name)({ inputs: ins, backend, attrs: at as tf.NamedAttrMap }) as Info;
+    temps.push(out);
+    return out;
+  };
+  try {
+    const { top, bottom, left, right } = info.padInfo;
+    const padded = top || bottom || left || right
+      ? run('PadV2', { x }, { paddings: [[0, 0], [top, Math.max(0, bottom)], [left, Math.max(0, right)], [0, 0]], constantValue: 0 })
+      : x;
+    const xT = run('Transpose', { x: padded }, { perm: [3, 1, 2, 0] });
+    const dyT = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
+    const conv = run('Conv2D', { x: xT, filter: dyT }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [info.strideHeight, info.strideWidth], dimRoundingMode: undefined });
+    // The swapped conv can reach past kh x kw when the input's last rows/columns were not used by the forward conv.
+    const cropped = conv.shape[1] === kh && conv.shape[2] === kw ? conv : run('Slice', { x: conv }, { begin: [0, 0, 0, 0], size: [c, kh, kw, o] });
+    const out = kernelOn(backendName, 'Transpose')({ inputs: { x: cropped }, backend, attrs: { perm: [1, 2, 0, 3] } }) as Info;
+    return out;
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
+/** dX from dy (N,oh,ow,O) and the filter (kh,kw,C,O) at stride 1; undefined for other strides. */
+export function backpropInputByConv(backendName: string, { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: Attrs }): Info | undefined {
+  const { dy, filter } = inputs as { dy: Info; filter: Info };
+  const a = attrs as { strides: [number, number] | number; pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding; dataFormat: 'NHWC' | 'NCHW'; dimRoundingMode?: 'floor' | 'round' | 'ceil'; inputShape: [number, number, number, number] };
+  if (a.dataFormat === 'NCHW') return undefined;
+  const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) return undefined;
+  const [kh, kw] = filter.shape;
+  const { top, bottom, left, right } = info.padInfo;
+  const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
+  if (pads.some((p) => p < 0)) return undefined; // padding wider than the kernel: leave it to wasm's kernel
+  const temps: Info[] = [];
+  const run = (name: string, ins: tf.NamedTensorInfoMap, at: Attrs) => {
+    const out = kernelOn(backendName, name)({ inputs: ins, backend, attrs: at as tf.NamedAttrMap }) as Info;
+    temps.push(out);
+    return out;
+  };
+  try {
+    const padded = run('PadV2', { x: dy }, { paddings: [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]], constantValue: 0 });
+    const flipped = run('Reverse', { x: filter }, { dims: [0, 1] });
+    const swapped = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+    return kernelOn(backendName, 'Conv2D')({ inputs: { x: padded, filter: swapped }, backend, attrs: { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] } as unknown as tf.NamedAttrMap }) as Info;
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
+let done = false;
+
+/** Adds Conv2DBackpropFilter to the wasm backend and routes stride-1 Conv2DBackpropInput through its forward conv. */
+export function registerWasmConvGrads() {
+  if (done) return;
+  done = true;
+  if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
+    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: (args) => backpropFilterByConv('wasm', args as Parameters<typeof backpropFilterByConv>[1]) });
+  }
+  const own = tf.getKernel('Conv2DBackpropInput', 'wasm');
+  if (own) {
+    tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+    tf.registerKernel({
+      ...own,
+      kernelFunc: (args) => backpropInputByConv('wasm', args as Parameters<typeof backpropInputByConv>[1]) ?? own.kernelFunc(args),
+    });
+  }
+}
