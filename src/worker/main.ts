@@ -71,7 +71,7 @@ async function channelMaps(job: Extract<WorkerJob, { kind: 'channelMaps' }>): Pr
     try {
       if (job.index >= src.info.count) throw new UserError(`has ${src.info.count} images; index ${job.index} is out of range`, job.file, 'bad-index');
       const pixels = src.read(job.index, job.index + 1);
-      return channelMapsOf(net, job.layer, pixels, { source: job.source, file: job.file, index: job.index, label: src.labels?.[job.index] });
+      return await channelMapsOf(net, job.layer, pixels, { source: job.source, file: job.file, index: job.index, label: src.labels?.[job.index] });
     } finally {
       src.close();
     }

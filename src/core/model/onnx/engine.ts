@@ -1,0 +1,86 @@
+// Runs forward passes of a Net through ONNX Runtime's CPU kernels. One session
+// per (feeds, fetches) pair, built on first use from translate()'s model.
+// onnxruntime-node is a native module: it is loaded at run time, so a build
+// without its binary (the universal .vsix) still runs on tfjs.
+import type * as Ort from 'onnxruntime-node';
+import type { Net } from '../net';
+import { NoTranslation, translate } from './translate';
+
+let ort: typeof Ort | undefined;
+
+/** Loads the native binding once; false where it is not installed or does not load on this platform. */
+export async function loadOnnxRuntime(): Promise<boolean> {
+  if (ort) return true;
+  try {
+    const name = 'onnxruntime-node'; // kept out of the bundle (scripts/build.mjs marks it external)
+    const mod = (await import(/* @vite-ignore */ name)) as typeof Ort & { default?: typeof Ort };
+    ort = mod.InferenceSession ? mod : mod.default;
+    return Boolean(ort?.InferenceSession);
+  } catch {
+    return false;
+  }
+}
+
+export class OnnxEngine {
+  private readonly sessions = new Map<string, Promise<{ session: Ort.InferenceSession; inputs: Map<string, string>; outputs: Map<string, string> }>>();
+
+  private constructor(private readonly net: Net, readonly threads: number) {}
+
+  /**
+   * Checks that every layer of `net` translates (NoTranslation otherwise) and
+   * builds the full network's session, so a model that cannot run fails here.
+   */
+  static async create(net: Net, threads: number): Promise<OnnxEngine> {
+    if (!ort) throw new Error('onnxruntime-node is not loaded');
+    const engine = new OnnxEngine(net, threads);
+    await engine.session([net.graph.inputs[0]], [net.outputName]);
+    return engine;
+  }
+
+  private session(feeds: string[], fetches: string[]) {
+    const key = `${feeds.join(',')}|${fetches.join(',')}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = (async () => {
+        const t = translate(this.net, feeds, fetches);
+        const session = await ort!.InferenceSession.create(t.model, {
+          intraOpNumThreads: this.threads,
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all',
+        });
+        return { session, inputs: t.inputs, outputs: t.outputs };
+      })();
+      s.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * `fetches` for `n` rows given `feeds` (channels-last, like tfjs): layer names or `X:pre`.
+   * The arrays returned belong to the caller.
+   */
+  async run(feeds: Record<string, Float32Array>, n: number, fetches: string[]): Promise<Map<string, Float32Array>> {
+    const names = Object.keys(feeds);
+    const { session, inputs, outputs } = await this.session(names, fetches);
+    const input: Record<string, Ort.Tensor> = {};
+    for (const name of names) {
+      const shape = this.net.shapes.get(name.replace(/:pre$/, ''))!;
+      input[inputs.get(name)!] = new ort!.Tensor('float32', feeds[name], [n, ...shape]);
+    }
+    const result = await session.run(input);
+    return new Map(fetches.map((f) => {
+      const t = result[outputs.get(f)!];
+      return [f, t.data as Float32Array];
+    }));
+  }
+
+  async dispose() {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s.catch(() => undefined))?.session.release();
+  }
+}
+
+export { NoTranslation };
