@@ -68,7 +68,10 @@ const TRY: Record<Backend, () => Promise<boolean>> = {
 export const tfjsBackend = () => tf.getBackend() as Backend;
 
 async function select(want?: Backend | 'auto'): Promise<Backend> {
-  const order: Backend[] = want && want !== 'auto' ? [want] : ['onnxruntime', 'tensorflow', 'wasm', 'cpu'];
+  // BACKDOOR_AUDIT_BACKEND picks the backend wherever no caller does (the tests run each on both).
+  if (!want || want === 'auto') want = (process.env.BACKDOOR_AUDIT_BACKEND || 'auto') as Backend | 'auto';
+  if (want !== 'auto' && !(want in TRY)) throw new UserError(`unknown backend "${want}" (expected auto, ${Object.keys(TRY).join(', ')})`, undefined, 'no-backend');
+  const order: Backend[] = want !== 'auto' ? [want] : ['onnxruntime', 'tensorflow', 'wasm', 'cpu'];
   for (const b of order) {
     const ok = await TRY[b]();
     if (ok) {
