@@ -22,9 +22,26 @@ const { values: args } = parseArgs({ options: {
   images: { type: 'string' },
 } });
 
-/** Peak resident memory of a process tree, polled from /proc (VmHWM is each process's own peak). */
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 once it has exited. */
+function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+
+/**
+ * Peak resident memory of a process tree, polled from /proc (VmHWM is each process's own peak),
+ * and the CPU time it used: on a shared machine, CPU seconds compare engines where wall time
+ * also counts the other tenants.
+ */
 class PeakRss {
   private peaks = new Map<number, number>();
+  private cpu = new Map<number, number>();
   private timer: NodeJS.Timeout;
   constructor(private rootPid: () => number | undefined) {
     this.timer = setInterval(() => this.poll(), 100);
@@ -44,13 +61,14 @@ class PeakRss {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
         if (m) this.peaks.set(p, Math.max(this.peaks.get(p) ?? 0, Number(m[1]) * 1024));
+        this.cpu.set(p, Math.max(this.cpu.get(p) ?? 0, cpuSeconds(p)));
       } catch { /* exited */ }
     }
   }
   stop() {
     clearInterval(this.timer);
     const v = [...this.peaks.values()];
-    return { maxProcess: Math.max(0, ...v), sum: v.reduce((a, b) => a + b, 0), processes: v.length };
+    return { maxProcess: Math.max(0, ...v), sum: v.reduce((a, b) => a + b, 0), processes: v.length, cpuSeconds: [...this.cpu.values()].reduce((a, b) => a + b, 0) };
   }
 }
 
@@ -64,14 +82,16 @@ async function forwardPass(m: { model: string; arch?: string }, parts: { file: s
       for (let s = p.start; s < p.end; s += 2048) out.push({ file: p.file, start: s, end: Math.min(p.end, s + 2048) });
       return out;
     });
+    const cpu0 = shards.reduce((a, s) => a + cpuSeconds(s.pid!), 0);
     const t0 = performance.now();
     let next = 0;
     await Promise.all(shards.map(async (s) => {
       while (next < items.length) await s.evaluate(items[next++], [], undefined, 0);
     }));
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = shards.reduce((a, s) => a + cpuSeconds(s.pid!), 0) - cpu0;
     const images = parts.reduce((a, p) => a + p.end - p.start, 0);
-    return { seconds, images, imagesPerSecond: images / seconds };
+    return { seconds, images, imagesPerSecond: images / seconds, cpuSeconds: cpu };
   } finally {
     await Promise.all(shards.map((s) => s.dispose()));
   }
@@ -110,7 +130,7 @@ async function measure(m: BenchModel, files: Files, out: string, backend: Backen
   const counts = Object.values(report.data).map((d) => d!.count);
   const totalImages = counts.reduce((x, y) => x + y, 0);
   const phases = Object.entries(report.timing.phases).map(([k, v]) => `${k} ${f(v)}`).join(', ');
-  console.log(`${backend}: audit ${f(a.seconds)} s (${phases}); ${report.steps.length} steps; peak RSS ${f(a.rss.sum / 2 ** 20, 0)} MB in ${a.rss.processes} processes`);
+  console.log(`${backend}: audit ${f(a.seconds)} s, ${f(a.rss.cpuSeconds)} CPU s (${phases}); ${report.steps.length} steps; peak RSS ${f(a.rss.sum / 2 ** 20, 0)} MB in ${a.rss.processes} processes`);
   if (args['audit-only']) return undefined;
 
   // The floor: one plain forward pass of B over every image. ONNX Runtime can also
@@ -135,6 +155,7 @@ async function measure(m: BenchModel, files: Files, out: string, backend: Backen
     images: { cleanValid: counts[0], poisonedValid: counts[1], cleanTest: counts[2], poisonedTest: counts[3], total: totalImages },
     audit: {
       wallSeconds: a.seconds,
+      cpuSeconds: a.rss.cpuSeconds,
       phases: report.timing.phases,
       steps: report.steps.length,
       imagesPerSecond: totalImages / a.seconds,
@@ -144,10 +165,10 @@ async function measure(m: BenchModel, files: Files, out: string, backend: Backen
       ...(auditThreaded ? { oneProcessThreadedSeconds: auditThreaded.seconds } : {}),
     },
     forwardPass: {
-      oneProcess: { seconds: one.seconds, imagesPerSecond: one.imagesPerSecond },
-      workers: { seconds: split.seconds, imagesPerSecond: split.imagesPerSecond },
+      oneProcess: { seconds: one.seconds, cpuSeconds: one.cpuSeconds, imagesPerSecond: one.imagesPerSecond },
+      workers: { seconds: split.seconds, cpuSeconds: split.cpuSeconds, imagesPerSecond: split.imagesPerSecond },
       parallelSpeedup: split.imagesPerSecond / one.imagesPerSecond,
-      ...(threaded ? { oneProcessThreaded: { threads: workers, seconds: threaded.seconds, imagesPerSecond: threaded.imagesPerSecond } } : {}),
+      ...(threaded ? { oneProcessThreaded: { threads: workers, seconds: threaded.seconds, cpuSeconds: threaded.cpuSeconds, imagesPerSecond: threaded.imagesPerSecond } } : {}),
     },
     notebook: { subsetImages: nb.images, imagesPerSecond: nb.imagesPerSecond, imagePasses: notebookPasses, extrapolatedSeconds: notebookSeconds },
     ratios: { auditOverForwardPass: a.seconds / split.seconds, speedupOverNotebook: notebookSeconds / a.seconds },
@@ -158,6 +179,8 @@ async function measure(m: BenchModel, files: Files, out: string, backend: Backen
 
 type Run = NonNullable<Awaited<ReturnType<typeof measure>>>;
 
+const pass = (p: { seconds: number; cpuSeconds: number; imagesPerSecond: number }) => `${f(p.seconds)} s (${f(p.imagesPerSecond, 0)} images/s; ${f(p.cpuSeconds)} CPU s)`;
+
 function table(runs: Run[]): string[] {
   const col = (fn: (r: Run) => string) => runs.map(fn).join(' | ');
   const r0 = runs[0];
@@ -166,12 +189,13 @@ function table(runs: Run[]): string[] {
     `| images (valid + bd_valid + test + bd_test) | ${col((r) => r.images.total.toLocaleString('en-US'))} |`,
     `| processes × threads | ${col((r) => `${r.workers} × 1`)} |`,
     `| audit wall time (full sweep, ${r0.audit.steps} steps) | ${col((r) => `${f(r.audit.wallSeconds)} s`)} |`,
+    `| audit CPU time, all processes | ${col((r) => `${f(r.audit.cpuSeconds)} s`)} |`,
     ...Object.keys(r0.audit.phases).map((k) => `| · ${k} | ${col((r) => `${f(r.audit.phases[k as keyof typeof r.audit.phases] ?? 0)} s`)} |`),
     `| audit in 1 process × ${r0.workers} threads | ${col((r) => (r.audit.oneProcessThreadedSeconds ? `${f(r.audit.oneProcessThreadedSeconds)} s` : ''))} |`,
     `| audit throughput | ${col((r) => `${f(r.audit.imagesPerSecond, 0)} images/s`)} |`,
-    `| plain forward pass, 1 process × 1 thread | ${col((r) => `${f(r.forwardPass.oneProcess.seconds)} s (${f(r.forwardPass.oneProcess.imagesPerSecond, 0)} images/s)`)} |`,
-    `| plain forward pass, ${r0.workers} processes × 1 thread | ${col((r) => `${f(r.forwardPass.workers.seconds)} s (${f(r.forwardPass.workers.imagesPerSecond, 0)} images/s, ${f(r.forwardPass.parallelSpeedup, 2)}× one process)`)} |`,
-    `| plain forward pass, 1 process × ${r0.workers} threads | ${col((r) => (r.forwardPass.oneProcessThreaded ? `${f(r.forwardPass.oneProcessThreaded.seconds)} s (${f(r.forwardPass.oneProcessThreaded.imagesPerSecond, 0)} images/s)` : ''))} |`,
+    `| plain forward pass, 1 process × 1 thread | ${col((r) => pass(r.forwardPass.oneProcess))} |`,
+    `| plain forward pass, ${r0.workers} processes × 1 thread | ${col((r) => `${pass(r.forwardPass.workers)}, ${f(r.forwardPass.parallelSpeedup, 2)}× one process`)} |`,
+    `| plain forward pass, 1 process × ${r0.workers} threads | ${col((r) => (r.forwardPass.oneProcessThreaded ? pass(r.forwardPass.oneProcessThreaded) : ''))} |`,
     `| notebook's way (extrapolated) | ${col((r) => `${f(r.notebook.extrapolatedSeconds)} s`)} |`,
     `| **audit ÷ plain forward pass** | ${col((r) => `**${f(r.ratios.auditOverForwardPass, 2)}×**`)} |`,
     `| **speed-up over the notebook's way** | ${col((r) => `**${f(r.ratios.speedupOverNotebook, 1)}×**`)} |`,
@@ -188,7 +212,10 @@ function comparison(runs: Run[]) {
   const stepDiffs = ort.steps.filter((s, i) => JSON.stringify(s) !== JSON.stringify(wasm.steps[i])).length;
   return {
     plainPassSpeedup: ort.forwardPass.workers.seconds > 0 ? wasm.forwardPass.workers.seconds / ort.forwardPass.workers.seconds : 0,
+    plainPassCpuSpeedup: wasm.forwardPass.workers.cpuSeconds / ort.forwardPass.workers.cpuSeconds,
     auditOverWasmAudit: ort.audit.wallSeconds / wasm.audit.wallSeconds,
+    auditCpuOverWasmAuditCpu: ort.audit.cpuSeconds / wasm.audit.cpuSeconds,
+    auditCpuOverPlainPassCpu: ort.audit.cpuSeconds / ort.forwardPass.workers.cpuSeconds,
     auditOverPlainPass: ort.ratios.auditOverForwardPass,
     sameNumbers: same,
     stepsThatDiffer: stepDiffs,
@@ -216,9 +243,9 @@ async function main() {
   const lines = table(runs);
   if (cmp) {
     lines.push('', `| ONNX Runtime against wasm (same run) | value |`, `|---|---|`,
-      `| plain pass, onnxruntime speed-up over wasm | **${f(cmp.plainPassSpeedup, 2)}×** |`,
-      `| audit, onnxruntime ÷ wasm | **${f(cmp.auditOverWasmAudit, 2)}×** |`,
-      `| audit ÷ plain pass on onnxruntime | **${f(cmp.auditOverPlainPass, 2)}×** |`,
+      `| plain pass, onnxruntime speed-up over wasm (wall / CPU time) | **${f(cmp.plainPassSpeedup, 2)}×** / ${f(cmp.plainPassCpuSpeedup, 2)}× |`,
+      `| audit, onnxruntime ÷ wasm (wall / CPU time) | **${f(cmp.auditOverWasmAudit, 2)}×** / ${f(cmp.auditCpuOverWasmAuditCpu, 2)}× |`,
+      `| audit ÷ plain pass on onnxruntime (wall / CPU time) | **${f(cmp.auditOverPlainPass, 2)}×** / ${f(cmp.auditCpuOverPlainPassCpu, 2)}× |`,
       `| same steps, thresholds, B' and G counts | ${cmp.sameNumbers ? 'yes' : `**no**: ${cmp.stepsThatDiffer} of ${runs[0].steps.length} steps differ`} |`);
   }
   console.log(lines.join('\n'));

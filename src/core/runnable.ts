@@ -24,7 +24,7 @@ export async function loadRunnable(file: string, arch?: string, backend?: Backen
   const net = new Net(model);
   if (used !== 'onnxruntime') return { model, net, backend: used };
   try {
-    net.onnx = await OnnxEngine.create(net, opts.threads ?? os.availableParallelism());
+    net.onnx = OnnxEngine.create(net, opts.threads ?? os.availableParallelism());
     return { model, net, backend: used };
   } catch (e) {
     // Per model: a layer without an ONNX translation runs the whole model on tfjs, and says so.

@@ -124,9 +124,15 @@ export class Shard implements ShardApi {
     return this.net.compute({ [this.net.graph.inputs[0]]: pixels }, n, fetches);
   }
 
-  /** Fetches that give a batch's frontier pre-activations: ONNX Runtime computes them in the same pass. */
-  private get frontierFetches(): string[] {
-    return this.frontier && this.net.onnx ? this.frontier.preNames : [];
+  /**
+   * What a batch of images is run for, in load and in evaluate alike (one ONNX Runtime
+   * session, one memory arena). With a frontier, B's output comes from it: the top layers
+   * run once either way, and ONNX Runtime gives the frontier's pre-activations in the same pass.
+   */
+  private get lowerFetches(): string[] {
+    const { cachePoint, rankLayer, conv } = this.plan;
+    const top = this.frontier ? (this.net.onnx ? this.frontier.preNames : []) : [this.net.outputName];
+    return [...new Set([cachePoint, rankLayer, conv, ...top])];
   }
 
   async load(req: LoadRequest): Promise<LoadResult> {
@@ -141,8 +147,7 @@ export class Shard implements ShardApi {
     const samples: ChannelMaps[] = [];
     const frontier = this.frontier;
     const pre = frontier && new Float32Array(n * frontier.width);
-    // With a frontier, B's output comes from it: the top layers run once either way.
-    const wanted = [...new Set([cachePoint, rankLayer, conv, ...(frontier ? this.frontierFetches : [this.net.outputName])])];
+    const wanted = this.lowerFetches;
     const convShape = this.net.shapes.get(conv)!;
     try {
       for (let s = req.start; s < req.end; s += this.batch) {
@@ -293,7 +298,9 @@ export class Shard implements ShardApi {
         this.checkCancelled();
         const e = Math.min(req.end, s + this.batch);
         const m = e - s;
-        const outs = await this.forward(src.read(s, e), m, frontier ? [cachePoint, ...this.frontierFetches] : [cachePoint, this.net.outputName]);
+        // On ONNX Runtime, load's fetches: its session is already there. tfjs computes only what is needed.
+        const fetches = this.net.onnx ? this.lowerFetches : [cachePoint, ...(frontier ? [] : [this.net.outputName])];
+        const outs = await this.forward(src.read(s, e), m, fetches);
         const pooled = outs.get(cachePoint)!;
         if (frontier) {
           // B, then each B' from the computed state whose pruned channels it contains (thresholds nest).

@@ -27,14 +27,14 @@ export class OnnxEngine {
   private constructor(private readonly net: Net, readonly threads: number) {}
 
   /**
-   * Checks that every layer of `net` translates (NoTranslation otherwise) and
-   * builds the full network's session, so a model that cannot run fails here.
+   * Checks that every layer of `net` translates (NoTranslation otherwise), so a model
+   * that cannot run here fails now. Sessions come on first use: each keeps its own
+   * memory arena (~150 MB at batch 256 on the lab net), so a shard creates only those it runs.
    */
-  static async create(net: Net, threads: number): Promise<OnnxEngine> {
+  static create(net: Net, threads: number): OnnxEngine {
     if (!ort) throw new Error('onnxruntime-node is not loaded');
-    const engine = new OnnxEngine(net, threads);
-    await engine.session([net.graph.inputs[0]], [net.outputName]);
-    return engine;
+    translate(net, [net.graph.inputs[0]], [net.outputName]);
+    return new OnnxEngine(net, threads);
   }
 
   private session(feeds: string[], fetches: string[]) {
