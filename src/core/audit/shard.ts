@@ -2,7 +2,7 @@
 // about it. The layers below the cache point run once per image (in `load`);
 // a sweep step only re-runs the top of the network, and only for the images
 // whose newly pruned channel was not already at its pruned value.
-import { openDataset } from '../data/dataset';
+import { openDataset, type DataSource } from '../data/dataset';
 import { CancelledError } from '../errors';
 import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
@@ -119,9 +119,13 @@ export class Shard implements ShardApi {
     return s[0] * s[1];
   }
 
-  /** `fetches` for `n` images (the lower layers run once per image, on whichever engine the net has). */
-  private forward(pixels: Float32Array, n: number, fetches: string[]) {
-    return this.net.compute({ [this.net.graph.inputs[0]]: pixels }, n, fetches);
+  /**
+   * `fetches` for images [s, e) of `src` (the lower layers run once per image, on whichever
+   * engine the net has). ONNX Runtime takes channels-first data as stored.
+   */
+  private forward(src: DataSource, s: number, e: number, fetches: string[]) {
+    const asStored = Boolean(this.net.onnx) && src.info.axisOrder === 'channels_first';
+    return this.net.compute({ [this.net.graph.inputs[0]]: src.read(s, e, asStored) }, e - s, fetches, asStored);
   }
 
   /**
@@ -154,7 +158,7 @@ export class Shard implements ShardApi {
         this.checkCancelled();
         const e = Math.min(req.end, s + this.batch);
         const m = e - s;
-        const outs = await this.forward(src.read(s, e), m, wanted);
+        const outs = await this.forward(src, s, e, wanted);
         const pooled = outs.get(cachePoint)!;
         cache.set(pooled, (s - req.start) * per);
         // Summed in float64 image by image, so the ranking does not depend on batch or chunk sizes.
@@ -300,7 +304,7 @@ export class Shard implements ShardApi {
         const m = e - s;
         // On ONNX Runtime, load's fetches: its session is already there. tfjs computes only what is needed.
         const fetches = this.net.onnx ? this.lowerFetches : [cachePoint, ...(frontier ? [] : [this.net.outputName])];
-        const outs = await this.forward(src.read(s, e), m, fetches);
+        const outs = await this.forward(src, s, e, fetches);
         const pooled = outs.get(cachePoint)!;
         if (frontier) {
           // B, then each B' from the computed state whose pruned channels it contains (thresholds nest).

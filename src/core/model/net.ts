@@ -87,10 +87,12 @@ export class Net {
   /**
    * Forward pass on plain arrays, through ONNX Runtime when attached, else tfjs:
    * `fetches` for `n` rows, given `feeds` (layer outputs or the model input,
-   * channels-last, shaped as in `shapes`). The arrays returned belong to the caller.
+   * channels-last, shaped as in `shapes`; `inputChannelsFirst`: the model input is
+   * (N, C, H, W), ONNX Runtime only). The arrays returned belong to the caller.
    */
-  async compute(feeds: Record<string, Float32Array>, n: number, fetches: string[]): Promise<Map<string, Float32Array>> {
-    if (this.onnx) return this.onnx.run(feeds, n, fetches);
+  async compute(feeds: Record<string, Float32Array>, n: number, fetches: string[], inputChannelsFirst = false): Promise<Map<string, Float32Array>> {
+    if (this.onnx) return this.onnx.run(feeds, n, fetches, inputChannelsFirst);
+    if (inputChannelsFirst) throw new Error('tfjs takes channels-last images only');
     const inputName = this.graph.inputs[0];
     const tensorOf = (name: string) => tf.tensor(feeds[name], [n, ...this.shapes.get(name)!]);
     const input = feeds[inputName] ? tensorOf(inputName) : undefined;

@@ -37,12 +37,12 @@ export class OnnxEngine {
     return new OnnxEngine(net, threads);
   }
 
-  private session(feeds: string[], fetches: string[]) {
-    const key = `${feeds.join(',')}|${fetches.join(',')}`;
+  private session(feeds: string[], fetches: string[], inputChannelsFirst = false) {
+    const key = `${feeds.join(',')}|${fetches.join(',')}|${inputChannelsFirst}`;
     let s = this.sessions.get(key);
     if (!s) {
       s = (async () => {
-        const t = translate(this.net, feeds, fetches);
+        const t = translate(this.net, feeds, fetches, inputChannelsFirst);
         const session = await ort!.InferenceSession.create(t.model, {
           intraOpNumThreads: this.threads,
           interOpNumThreads: 1,
@@ -59,15 +59,17 @@ export class OnnxEngine {
 
   /**
    * `fetches` for `n` rows given `feeds` (channels-last, like tfjs): layer names or `X:pre`.
+   * With `inputChannelsFirst` the model input is fed (N, C, H, W), as lab data is stored.
    * The arrays returned belong to the caller.
    */
-  async run(feeds: Record<string, Float32Array>, n: number, fetches: string[]): Promise<Map<string, Float32Array>> {
+  async run(feeds: Record<string, Float32Array>, n: number, fetches: string[], inputChannelsFirst = false): Promise<Map<string, Float32Array>> {
     const names = Object.keys(feeds);
-    const { session, inputs, outputs } = await this.session(names, fetches);
+    const { session, inputs, outputs } = await this.session(names, fetches, inputChannelsFirst);
     const input: Record<string, Ort.Tensor> = {};
     for (const name of names) {
       const shape = this.net.shapes.get(name.replace(/:pre$/, ''))!;
-      input[inputs.get(name)!] = new ort!.Tensor('float32', feeds[name], [n, ...shape]);
+      const dims = inputChannelsFirst && name === this.net.graph.inputs[0] ? [shape[2], shape[0], shape[1]] : shape;
+      input[inputs.get(name)!] = new ort!.Tensor('float32', feeds[name], [n, ...dims]);
     }
     const result = await session.run(input);
     return new Map(fetches.map((f) => {

@@ -103,7 +103,7 @@ export interface Translation {
  * An ONNX model computing `fetches` from `feeds` (layer names, or `X:pre`).
  * Only the layers between them are translated. Throws NoTranslation for a layer it cannot express.
  */
-export function translate(net: Net, feeds: string[], fetches: string[]): Translation {
+export function translate(net: Net, feeds: string[], fetches: string[], inputChannelsFirst = false): Translation {
   const b = new Builder();
   const values = new Map<string, Value>();
   const inputs = new Map<string, string>();
@@ -121,8 +121,10 @@ export function translate(net: Net, feeds: string[], fetches: string[]): Transla
     const name = b.fresh(`in_${feed}`);
     const shape = shapeOf(feed);
     inputs.set(feed, name);
-    graphInputs.push(info(name, shape));
-    values.set(feed, { name, layout: shape.length === 3 ? 'nhwc' : 'plain', rank: shape.length + 1 });
+    // The model input may come channels-first, as the lab stores it: ONNX's own layout, no transpose.
+    const nchw = inputChannelsFirst && feed === net.graph.inputs[0] && shape.length === 3;
+    graphInputs.push(info(name, nchw ? [shape[2], shape[0], shape[1]] : shape));
+    values.set(feed, { name, layout: nchw ? 'nchw' : shape.length === 3 ? 'nhwc' : 'plain', rank: shape.length + 1 });
   }
 
   const toLayout = (v: Value, want: 'nchw' | 'nhwc'): Value => {
