@@ -97,6 +97,14 @@ if (wants('build')) {
   suites.push({ name: 'build', passed: 0, failed: buildOk ? 0 : 1, skipped: 0, seconds: secsSince(t) });
 }
 
+// ---------- system packages: the webview unit tests already drive Debian's chromium ----------
+if (wants('unit')) {
+  say('setup:system');
+  const t = Date.now();
+  const r = await run(process.execPath, ['scripts/host/setup.mjs', '--system'], { timeoutMs: 20 * 60_000 });
+  suites.push({ name: 'setup:system', passed: 0, failed: r.code === 0 ? 0 : 1, skipped: 0, seconds: secsSince(t) });
+}
+
 // ---------- unit ----------
 if (wants('unit')) {
   say('unit');

@@ -1,6 +1,7 @@
 // Entry point: wires the host modules together. All behaviour lives in src/host/.
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { Architectures } from './host/architecture';
 import { AuditRunner } from './host/auditRunner';
 import { AuditsTree } from './host/auditsTree';
 import { Actions, registerCommands } from './host/commands';
@@ -19,6 +20,10 @@ export interface BackdoorAuditApi {
   auditOptionsFor(model: string, data: DataChoice): AuditOptions;
   /** The audit folders the Backdoor Audits view lists, after a fresh scan. */
   auditFolders(): Promise<string[]>;
+  /** Is an audit of `model` running or queued? */
+  auditing(model: string): boolean;
+  /** The architecture remembered for a weights-only `model` in this workspace. */
+  architectureOf(model: string): string | undefined;
 }
 
 export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
@@ -26,6 +31,7 @@ export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
   const workerPath = path.join(ctx.extensionPath, 'dist', 'worker.mjs');
   const runner = new AuditRunner(workerPath);
   const tree = new AuditsTree(configuredOutputRoots);
+  const archs = new Architectures(ctx.workspaceState, workerPath);
 
   // Folders a restored audit panel may read from: where audits are written.
   const allowedRoots = () => [
@@ -42,8 +48,9 @@ export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
     settings: () => readSettings(),
     allowedRoots,
     rerun: async (dir, thresholds) => void (await actions?.rerun(dir, thresholds)),
+    modelSource: (model, choose) => (choose ? archs.choose(model) : archs.resolve(model)),
   });
-  actions = new Actions(ctx, runner, panels, tree);
+  actions = new Actions(ctx, runner, panels, tree, archs);
 
   const watcher = vscode.workspace.createFileSystemWatcher(`**/${REPORT_FILE}`);
   ctx.subscriptions.push(
@@ -67,6 +74,8 @@ export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
   return {
     auditOptionsFor: (model, data) => a.auditOptionsFor(model, data),
     auditFolders: async () => (await tree.rescan()).map((n) => n.dir),
+    auditing: (model) => runner.isRunning(model),
+    architectureOf: (model) => archs.remembered(model),
   };
 }
 

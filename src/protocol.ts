@@ -1,7 +1,7 @@
 // Every message that crosses a process or webview boundary. Host<->worker and
 // host<->webview share this one file; validators below check what arrives.
 import type {
-  AuditOptions, AuditReport, Backend, ChannelMaps, InspectResult, PredictResult, Progress,
+  ArchFitResult, AuditOptions, AuditReport, Backend, ChannelMaps, InspectResult, PredictResult, Progress,
 } from './core/types';
 
 export type * from './core/types';
@@ -12,7 +12,9 @@ export type WorkerJob =
   | { kind: 'inspect'; model: string; arch?: string }
   | { kind: 'predict'; model: string; inputs: string[]; arch?: string; backend?: Backend; batchSize?: number }
   | { kind: 'audit'; options: AuditOptions }
-  | { kind: 'channelMaps'; model: string; arch?: string; layer: string; file: string; index: number; source: ChannelMaps['source']; backend?: Backend };
+  | { kind: 'channelMaps'; model: string; arch?: string; layer: string; file: string; index: number; source: ChannelMaps['source']; backend?: Backend }
+  /** is `model` weights-only, and which `candidates` fit it as its architecture */
+  | { kind: 'archFit'; model: string; candidates: string[] };
 
 export type WorkerRequest =
   | { type: 'run'; id: number; job: WorkerJob }
@@ -26,7 +28,7 @@ export interface WorkerError {
   stack?: string;
 }
 
-export type JobResult = InspectResult | PredictResult | AuditReport | ChannelMaps;
+export type JobResult = InspectResult | PredictResult | AuditReport | ChannelMaps | ArchFitResult;
 
 export type WorkerMessage =
   | { type: 'progress'; id: number; progress: Progress }
@@ -62,6 +64,7 @@ export type WebviewToHost =
   | { type: 'rerun'; thresholds: number[] }
   | { type: 'requestChannelMaps'; source: 'clean' | 'poisoned'; index: number }
   | { type: 'pickImage' }
+  | { type: 'changeArchitecture' }
   | { type: 'exportCsv'; csv: string }
   | { type: 'copyText'; text: string };
 
@@ -73,7 +76,7 @@ export function parseWebviewMessage(raw: unknown): WebviewToHost | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
   const m = raw as Record<string, unknown>;
   switch (m.type) {
-    case 'ready': case 'revealReport': case 'pickImage':
+    case 'ready': case 'revealReport': case 'pickImage': case 'changeArchitecture':
       return { type: m.type };
     case 'openRepaired':
       return isFiniteNum(m.drop) ? { type: 'openRepaired', drop: m.drop } : undefined;

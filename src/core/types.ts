@@ -40,6 +40,8 @@ export interface InspectResult {
   kerasVersion?: string;
   backendSavedWith?: string;
   archFile?: string;
+  /** where the architecture of a weights-only file came from (set by the editor) */
+  archNote?: string;
   inputShape: number[];
   outputClasses: number;
   params: number;
@@ -276,4 +278,19 @@ export interface ScanProgress {
   message: string;
   step?: number;
   total?: number;
+}
+
+// ---------- architectures for weights-only files ----------
+
+export interface ArchFit {
+  arch: string;
+  fits: boolean;
+  /** why it does not fit, one line per layer */
+  problems: string[];
+}
+
+export interface ArchFitResult {
+  model: string;
+  weightsOnly: boolean;
+  fits: ArchFit[];
 }

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { AuditOptions } from '../protocol';
+import type { Architectures } from './architecture';
 import type { AuditRunner, IfBusy } from './auditRunner';
 import type { AuditNode, AuditsTree } from './auditsTree';
 import { pickAuditData } from './dataPicker';
@@ -33,6 +34,7 @@ export class Actions {
     private readonly runner: AuditRunner,
     private readonly panels: Panels,
     private readonly tree: AuditsTree,
+    private readonly archs: Architectures,
   ) {}
 
   /** The model the command is about: the explorer selection, the active inspector, or a file picker. */
@@ -78,12 +80,15 @@ export class Actions {
     if (!(await this.requireTrust())) return undefined;
     const model = await this.modelFrom(arg, 'audit');
     if (!model) return undefined;
+    const source = await this.archs.resolve(model);
+    if (!source) return undefined;
     const settings = readSettings(vscode.Uri.file(model));
     const data = args.data ?? (await pickAuditData(model, settings, this.ctx.workspaceState));
     if (!data) return undefined;
     let options: AuditOptions;
     try {
       options = buildAuditOptions(settings, model, data, auditDir(settings, model), args.thresholds);
+      if (source.arch) options.arch = source.arch;
     } catch (err) {
       void showError(`Cannot audit ${path.basename(model)}`, err);
       return undefined;
@@ -94,7 +99,28 @@ export class Actions {
   /** The options the audit command would use for `model` and `data` (for tests and scripts). */
   auditOptionsFor(model: string, data: DataChoice): AuditOptions {
     const settings = readSettings(vscode.Uri.file(model));
-    return buildAuditOptions(settings, model, data, auditDir(settings, model));
+    const options = buildAuditOptions(settings, model, data, auditDir(settings, model));
+    const arch = this.archs.remembered(model);
+    return arch ? { ...options, arch } : options;
+  }
+
+  /**
+   * Change Architecture…: on a model file or its inspector, pick the architecture of a
+   * weights-only file again; on an audit, also offer to re-run it with the new one.
+   */
+  async changeArchitecture(arg?: unknown): Promise<string | undefined> {
+    const node = arg && typeof arg === 'object' && 'kind' in arg ? (arg as AuditNode) : undefined;
+    const model = node?.kind === 'audit' ? reportPath(node.dir, node.report.model) : await this.modelFrom(arg, 'choose the architecture of');
+    if (!model) return undefined;
+    const source = await this.archs.choose(model);
+    if (!source?.arch) return undefined;
+    this.panels.reinspect(model);
+    if (node?.kind === 'audit' && source.arch !== (node.report.arch && reportPath(node.dir, node.report.arch))) {
+      const rerun = 'Re-run the Audit';
+      const pick = await vscode.window.showInformationMessage(`${path.basename(model)} now uses the architecture of ${path.basename(source.arch)}. The saved audit used another.`, rerun);
+      if (pick === rerun) await this.rerun(node.dir, undefined, undefined, source.arch);
+    }
+    return source.arch;
   }
 
   private async runAndShow(options: AuditOptions, args: Pick<AuditArgs, 'ifBusy' | 'open'> = {}): Promise<string | undefined> {
@@ -115,7 +141,7 @@ export class Actions {
    * Runs the audit saved in `dir` again with its own model and data (paths in the report
    * are resolved against the folder), optionally with other thresholds, into the same folder.
    */
-  async rerun(dir: string, thresholds?: number[], ifBusy?: IfBusy): Promise<string | undefined> {
+  async rerun(dir: string, thresholds?: number[], ifBusy?: IfBusy, arch?: string): Promise<string | undefined> {
     if (!(await this.requireTrust())) return undefined;
     try {
       const report = await readReport(dir);
@@ -135,7 +161,7 @@ export class Actions {
         // The machine may differ from the one that ran it: take today's backend and workers.
         backend: settings.backend, workers: settings.workers, batchSize: settings.batchSize,
       };
-      if (o.arch) options.arch = reportPath(dir, o.arch);
+      if (arch ?? o.arch) options.arch = arch ?? reportPath(dir, o.arch!);
       if (!options.backend) delete options.backend;
       const out = await this.runAndShow(options, { ifBusy, open: false });
       if (out) {
@@ -248,5 +274,6 @@ export function registerCommands(actions: Actions): vscode.Disposable[] {
     wrap(COMMANDS.revealRepaired, (node?: AuditNode) => actions.revealRepaired(node)),
     wrap(COMMANDS.rerun, (node?: AuditNode) => actions.rerunNode(node)),
     wrap(COMMANDS.refreshAudits, () => actions.refreshAudits()),
+    wrap(COMMANDS.changeArchitecture, (arg?: unknown) => actions.changeArchitecture(arg)),
   ];
 }

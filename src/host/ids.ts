@@ -14,4 +14,5 @@ export const COMMANDS = {
   revealRepaired: 'backdoorAudit.revealRepaired',
   rerun: 'backdoorAudit.rerun',
   refreshAudits: 'backdoorAudit.refreshAudits',
+  changeArchitecture: 'backdoorAudit.changeArchitecture',
 } as const;

@@ -17,6 +17,7 @@ import { isInsideAny } from './paths';
 import { REPORT_FILE, ReportError, auditDirFromState, dataFileFor, readReport, repairedModelPath, reportPath } from './reports';
 import { revealPath } from './reveal';
 import type { HostSettings } from './options';
+import type { ModelSource } from './architecture';
 
 export interface PanelDeps {
   extensionUri: vscode.Uri;
@@ -25,6 +26,8 @@ export interface PanelDeps {
   /** folders a restored panel may show audits from (workspace, globalStorage, demo, outputFolder) */
   allowedRoots: () => string[];
   rerun: (dir: string, thresholds: number[]) => Promise<void>;
+  /** the model with its architecture (asked for when weights-only); `choose` asks again */
+  modelSource: (model: string, choose: boolean) => Promise<ModelSource | undefined>;
 }
 
 function themeKind(): 'light' | 'dark' | 'high-contrast' {
@@ -220,6 +223,8 @@ function titleFor(report: AuditReport): string {
 
 export class Panels implements vscode.Disposable {
   private readonly audits = new Map<string, AuditPanel>();
+  /** open inspectors by model file: each re-inspects after "Change Architecture…" */
+  private readonly inspectors = new Map<string, Set<() => void>>();
 
   constructor(private readonly deps: PanelDeps) {}
 
@@ -286,24 +291,43 @@ export class Panels implements vscode.Disposable {
   attachInspector(panel: vscode.WebviewPanel, model: string): void {
     const controller = new AbortController();
     const name = path.basename(model);
-    const conn = new ViewConnection(panel.webview, this.deps.extensionUri, `Inspect ${name}`, async (m) => {
-      if (!(await handleCommon(m, path.dirname(model)))) log().warn(`The inspect view sent "${m.type}", which it does not support`);
-    });
-    panel.onDidDispose(() => {
-      controller.abort();
-      conn.dispose();
-    });
-    runJob<InspectResult>({ kind: 'inspect', model }, {
-      signal: controller.signal, workerPath: this.deps.workerPath,
-      onLog: (level, m) => (level === 'warn' ? log().warn : log().info).call(log(), `[inspect ${name}] ${m}`),
-    }).then(
-      (inspect) => conn.show({ view: 'inspect', inspect }),
-      (err: unknown) => {
+    const inspect = async (choose: boolean) => {
+      const source = await this.deps.modelSource(model, choose);
+      if (controller.signal.aborted) return;
+      if (!source) {
+        conn.fail(`${name} holds weights only, and no architecture was chosen for it. Use "Change Architecture…" to pick the model or Keras JSON config it belongs to.`);
+        return;
+      }
+      try {
+        const result = await runJob<InspectResult>({ kind: 'inspect', model, arch: source.arch }, {
+          signal: controller.signal, workerPath: this.deps.workerPath,
+          onLog: (level, m) => (level === 'warn' ? log().warn : log().info).call(log(), `[inspect ${name}] ${m}`),
+        });
+        conn.show({ view: 'inspect', inspect: { ...result, ...(source.archNote ? { archNote: source.archNote } : {}) } });
+      } catch (err) {
         if (err instanceof JobCancelled) return;
         conn.fail(describeError(err));
         void showError(`Could not inspect ${name}`, err);
-      },
-    );
+      }
+    };
+    const conn = new ViewConnection(panel.webview, this.deps.extensionUri, `Inspect ${name}`, async (m) => {
+      if (m.type === 'changeArchitecture') await inspect(true);
+      else if (!(await handleCommon(m, path.dirname(model)))) log().warn(`The inspect view sent "${m.type}", which it does not support`);
+    });
+    const again = () => void inspect(false);
+    const open = this.inspectors.get(model) ?? new Set();
+    this.inspectors.set(model, open.add(again));
+    panel.onDidDispose(() => {
+      controller.abort();
+      conn.dispose();
+      open.delete(again);
+    });
+    void inspect(false);
+  }
+
+  /** Inspectors of `model` read it again (its architecture changed). */
+  reinspect(model: string): void {
+    for (const again of this.inspectors.get(model) ?? []) again();
   }
 
   dispose(): void {

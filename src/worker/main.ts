@@ -8,6 +8,7 @@ import { channelMapsOf, Shard, type ShardApi } from '../core/audit/shard';
 import { openDataset } from '../core/data/dataset';
 import { CancelledError, UserError } from '../core/errors';
 import { inspectModel } from '../core/inspect';
+import { archFits } from '../core/keras/archFit';
 import { initBackend } from '../core/model/backend';
 import { predictFiles } from '../core/predict';
 import { loadRunnable } from '../core/runnable';
@@ -106,6 +107,7 @@ function serveJobs() {
         case 'inspect': result = await inspectModel(job.model, job.arch); break;
         case 'predict': result = await predictFiles(job.model, job.inputs, { arch: job.arch, backend: job.backend, batchSize: job.batchSize }); break;
         case 'channelMaps': result = await channelMaps(job); break;
+        case 'archFit': result = await archFits(job.model, job.candidates); break;
         case 'audit': {
           shards = await shardsFor(job.options);
           try {

@@ -1,5 +1,5 @@
 // A new user's audit, end to end in a real workbench (code-server + chromium), with
-// the extension in development mode and the lab fixtures copied into a temp workspace:
+// the extension in development mode and the bundled demo copied into a temp workspace:
 // right-click the model in the explorer → "Audit for Backdoors…" → the four data
 // quick picks → progress notification → the audit view, whose charts are drawn and
 // whose table shows exactly the numbers of the report.json written to disk; then the
@@ -11,7 +11,8 @@
 // with other thresholds.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { AuditReport } from '../../src/core/types';
@@ -21,47 +22,48 @@ import {
   openNotificationCenter, pickFile, pickQuickItem, repoRoot, rowContextMenu, runCommand, waitForNotification, withWorkbench,
 } from './harness';
 import {
-  LAB_CLEAN, LAB_MODEL, LAB_POISONED, acceptDataStep, answerDataStep, assertChartsDrawn, assertTableMatchesReport,
-  labDir, needsLab, readReportJson, removeWorkspace, recordNotifications, seenTexts, tempWorkspace,
-  waitForAuditView, waitForInspectView, waitUntil, writeRepeatedData,
+  DEMO_FILES, acceptDataStep, answerDataStep, assertChartsDrawn, assertTableMatchesReport, demoFile,
+  needsDemo, readReportJson, removeWorkspace, recordNotifications, seenTexts, tempWorkspace,
+  waitForAuditView, waitForInspectView, waitUntil, writeLabelledPng, writeRepeatedData,
 } from './flows';
 
-const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build') ?? needsLab;
-const AUDIT_DIR = `${LAB_MODEL}.audit`;
-const lab = (f: string) => path.join(labDir, f);
+const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build') ?? needsDemo;
+const { model: MODEL, cleanValid: CLEAN, poisonedValid: POISONED, cleanTest: TEST, poisonedTest: BD_TEST } = DEMO_FILES;
+const AUDIT_DIR = `${MODEL}.audit`;
+const MODEL_RE = MODEL.replace('.', '\\.');
 
 test('explorer context menu → data quick picks → progress → audit view matching report.json', { skip, timeout: 120_000 }, async () => {
-  const folder = tempWorkspace([lab(LAB_MODEL), lab(LAB_CLEAN), lab(LAB_POISONED)]);
+  const folder = tempWorkspace([MODEL, CLEAN, POISONED, TEST, BD_TEST].map(demoFile));
   try {
     await withWorkbench('audit-flow', { extensionDevelopmentPath: repoRoot, folder }, async ({ page, server }) => {
       await recordNotifications(page);
-      await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
+      await explorerContextMenu(page, MODEL, 'Audit for Backdoors…');
 
       // Type into each picker like a user; the titles say which data each step is for.
       const titles = [
-        await answerDataStep(page, 1, 'faces_clean', LAB_CLEAN),
-        await answerDataStep(page, 2, 'sunglasses', LAB_POISONED),
-        await answerDataStep(page, 3, 'faces_clean', LAB_CLEAN),
-        await answerDataStep(page, 4, 'sunglasses', LAB_POISONED),
+        await answerDataStep(page, 1, 'valid', CLEAN),
+        await answerDataStep(page, 2, 'bd_valid', POISONED),
+        await answerDataStep(page, 3, 'test', TEST),
+        await answerDataStep(page, 4, 'bd_test', BD_TEST),
       ];
-      assert.match(titles[0], /Audit bd_net_pruned45_keras2\.15\.h5: clean validation data/);
+      assert.match(titles[0], new RegExp(`Audit ${MODEL_RE}: clean validation data`));
       assert.match(titles[1], /poisoned validation data/);
       assert.match(titles[2], /clean test data/);
       assert.match(titles[3], /poisoned test data/);
       // The progress notification lives in the notification center here (no toasts
       // with the smoke-test driver): open it at once; the recorder keeps what it showed.
       await openNotificationCenter(page);
-      const frame = await waitForAuditView(page, LAB_MODEL);
+      const frame = await waitForAuditView(page, MODEL);
       const seen = await seenTexts(page);
-      assert.ok(seen.some((t) => /^notification: Auditing bd_net_pruned45_keras2\.15\.h5/.test(t)),
+      assert.ok(seen.some((t) => new RegExp(`^notification: Auditing ${MODEL_RE}`).test(t)),
         `no "Auditing …" progress notification was shown; saw: ${JSON.stringify(seen)}`);
-      assert.ok(seen.some((t) => /^status bar: .*Auditing bd_net_pruned45_keras2\.15\.h5/.test(t)),
+      assert.ok(seen.some((t) => new RegExp(`^status bar: .*Auditing ${MODEL_RE}`).test(t)),
         `no "Auditing …" status bar item was shown; saw: ${JSON.stringify(seen)}`);
 
       const dir = path.join(folder, AUDIT_DIR);
       assert.ok(existsSync(path.join(dir, 'report.json')), `no report.json in ${dir}`);
       const report = readReportJson(dir);
-      assert.equal(report.model, path.join(folder, LAB_MODEL));
+      assert.equal(report.model, path.join(folder, MODEL));
       assert.equal(report.layer, 'conv_3');
       await assertTableMatchesReport(frame, report);
       const stats = await assertChartsDrawn(frame);
@@ -104,7 +106,7 @@ test('explorer context menu → data quick picks → progress → audit view mat
       assert.notEqual(last.repairedModel, first.repairedModel);
       await rowContextMenu(page, tree.locator('.monaco-list-row', { hasText: `${last.drop}% ` }).first(), `the ${last.drop}% row`, 'Reveal Repaired Models');
       await revealed(last.repairedModel!);
-      await rowContextMenu(page, tree.locator('.monaco-list-row', { hasText: LAB_MODEL }).first(), 'the audit in Backdoor Audits', 'Reveal Repaired Models');
+      await rowContextMenu(page, tree.locator('.monaco-list-row', { hasText: MODEL }).first(), 'the audit in Backdoor Audits', 'Reveal Repaired Models');
       await revealed(first.repairedModel!);
     });
   } finally {
@@ -113,16 +115,16 @@ test('explorer context menu → data quick picks → progress → audit view mat
 });
 
 test('cancelling from the progress notification leaves no report; the audit then runs to completion', { skip, timeout: 120_000 }, async () => {
-  const folder = tempWorkspace([lab(LAB_MODEL)]);
+  const folder = tempWorkspace([demoFile(MODEL)]);
   try {
-    // 3000 images each: long enough to cancel (seconds), small on disk (uint8).
-    await writeRepeatedData(lab(LAB_CLEAN), path.join(folder, 'many_clean_valid.h5'), 3000);
-    await writeRepeatedData(lab(LAB_POISONED), path.join(folder, 'many_bd_valid.h5'), 3000);
+    // 6000 images each: long enough to cancel (seconds in one process), small on disk (uint8).
+    await writeRepeatedData(demoFile(CLEAN), path.join(folder, 'many_clean_valid.h5'), 6000);
+    await writeRepeatedData(demoFile(POISONED), path.join(folder, 'many_bd_valid.h5'), 6000);
     // One worker process: the run must not get short on a machine with many cores.
     await withWorkbench('audit-cancel', {
       extensionDevelopmentPath: repoRoot, folder, settings: { 'backdoorAudit.workers': 1 },
     }, async ({ page, server }) => {
-      await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
+      await explorerContextMenu(page, MODEL, 'Audit for Backdoors…');
       await answerDataStep(page, 1, 'many_clean', 'many_clean_valid.h5');
       await answerDataStep(page, 2, 'many_bd', 'many_bd_valid.h5');
       await answerDataStep(page, 3, 'None');
@@ -132,23 +134,23 @@ test('cancelling from the progress notification leaves no report; the audit then
       await waitUntil('the audit worker to start', async () => workerPids(server.pid).length > 0, 15_000, 100);
       const statusItem = page.locator('[id$="backdoorAudit.running"]');
       await statusItem.waitFor({ state: 'visible', timeout: 5_000 });
-      await clickNotificationButton(page, /Auditing bd_net_pruned45_keras2\.15\.h5/, 'Cancel', 15_000);
-      await waitForNotification(page, `Audit of ${LAB_MODEL} cancelled.`, 15_000);
+      await clickNotificationButton(page, new RegExp(`Auditing ${MODEL_RE}`), 'Cancel', 15_000);
+      await waitForNotification(page, `Audit of ${MODEL} cancelled.`, 15_000);
       // The worker (and its shard processes) stop; nothing is left in the workspace.
       await waitUntil('the worker processes to exit', async () => workerPids(server.pid).length === 0, 10_000);
       await statusItem.waitFor({ state: 'hidden', timeout: 5_000 });
       const left = readdirSync(folder).filter((f) => /audit|\.tmp|~/i.test(f));
       assert.deepEqual(left, [], `files left in the workspace after cancelling: ${left.join(', ')}`);
-      assert.equal(await page.locator('.tab', { hasText: `Audit: ${LAB_MODEL}` }).count(), 0, 'an audit tab opened after cancelling');
+      assert.equal(await page.locator('.tab', { hasText: `Audit: ${MODEL}` }).count(), 0, 'an audit tab opened after cancelling');
 
       // Again: the pickers now start on the choices remembered for this model.
       await closeNotificationCenter(page);
-      await explorerContextMenu(page, LAB_MODEL, 'Audit for Backdoors…');
+      await explorerContextMenu(page, MODEL, 'Audit for Backdoors…');
       await acceptDataStep(page, 1, 'many_clean_valid.h5');
       await acceptDataStep(page, 2, 'many_bd_valid.h5');
       await acceptDataStep(page, 3, 'None');
       await acceptDataStep(page, 4, 'None');
-      const frame = await waitForAuditView(page, LAB_MODEL);
+      const frame = await waitForAuditView(page, MODEL);
       const report = readReportJson(path.join(folder, AUDIT_DIR));
       await assertTableMatchesReport(frame, report);
       await assertChartsDrawn(frame);
@@ -158,29 +160,39 @@ test('cancelling from the progress notification leaves no report; the audit then
   }
 });
 
-test('audit view: maps of another index and of a picked PNG, then a re-run with other thresholds', { skip, timeout: 150_000 }, async () => {
-  const png = path.join(labDir, 'png', 'cl_4_label-748.png');
-  const folder = tempWorkspace([lab(LAB_MODEL), lab(LAB_CLEAN), lab(LAB_POISONED), png]);
+test('audit view: maps of another index and of a picked PNG, then a re-run with other thresholds', { skip, timeout: 240_000 }, async () => {
+  const png = await writeLabelledPng(demoFile(CLEAN), 7, os.tmpdir());
+  const folder = tempWorkspace([MODEL, CLEAN, POISONED, TEST, BD_TEST].map(demoFile).concat(png));
   try {
     // An audit from the CLI, so this test starts at its report.
     const w = (f: string) => path.join(folder, f);
-    execFileSync(process.execPath, [path.join(repoRoot, 'dist/cli.mjs'), 'audit', w(LAB_MODEL), '--clean-valid', w(LAB_CLEAN),
-      '--poisoned-valid', w(LAB_POISONED), '--clean-test', w(LAB_CLEAN), '--poisoned-test', w(LAB_POISONED), '--out', w(AUDIT_DIR)], { stdio: 'pipe' });
+    const cli = (...args: string[]) => execFileSync(process.execPath, [path.join(repoRoot, 'dist/cli.mjs'), ...args], { encoding: 'utf8', stdio: 'pipe' });
+    cli('audit', w(MODEL), '--clean-valid', w(CLEAN), '--poisoned-valid', w(POISONED), '--clean-test', w(TEST), '--poisoned-test', w(BD_TEST), '--out', w(AUDIT_DIR));
+    // What the engine predicts for index 4 of each set and for the PNG (the unit tests hold the engine to Keras).
+    type Predicted = { predictions: { index: number; source?: string; label: number; trueLabel?: number }[] };
+    const all = (JSON.parse(cli('predict', w(MODEL), w(CLEAN), w(POISONED), w(path.basename(png)), '--json')) as Predicted).predictions;
+    const predicted = (file: string, i: number) => all.find((p) => p.source === w(file) && p.index === i)!;
+    const clean4 = predicted(CLEAN, 4), poisoned4 = predicted(POISONED, 4), fromPng = predicted(path.basename(png), 0);
+    const target = readReportJson(w(AUDIT_DIR)).target;
     await withWorkbench('audit-view', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {
       await runCommand(page, 'Backdoor Audit: Open Report');
-      await pickQuickItem(page, LAB_MODEL);
-      let frame = await waitForAuditView(page, LAB_MODEL);
+      await pickQuickItem(page, MODEL);
+      let frame = await waitForAuditView(page, MODEL);
       const captions = async () => (await frame.locator('#maps .map-captions .chip').allTextContents()).map((t) => t.trim());
 
-      // Index 4 is past the report's samples (0..3): the host computes its maps. Keras's labels for it: 748 and 0.
+      // Index 4 is past the report's samples (0..3): the host computes its maps.
+      const hit = poisoned4.label === target ? ' (attack target)' : '';
+      const want4 = `left: clean #4: label ${clean4.trueLabel}, predicted ${clean4.label} | right: poisoned #4: label ${poisoned4.trueLabel}, predicted ${poisoned4.label}${hit}`;
       await frame.locator('#index-field input').fill('4');
       await frame.locator('#index-field input').press('Enter');
-      await waitUntil('the maps of index 4', async () => (await captions()).join(' | ') === 'left: clean #4: label 748, predicted 748 | right: poisoned #4: label 0, predicted 0 (attack target)' || undefined, 30_000);
+      await waitUntil(`the maps of index 4 (${want4})`, async () => (await captions()).join(' | ') === want4 || undefined, 30_000);
 
-      // A PNG through the open dialog: its label comes from its name, and Keras predicts that label.
+      // A PNG through the open dialog: its label comes from its name.
+      const label = Number(/label-(\d+)/.exec(png)![1]);
+      const wantPng = `left: ${path.basename(png)}: label ${label}, predicted ${fromPng.label}`;
       await frame.locator('#maps vscode-button', { hasText: 'Pick PNG/JPEG…' }).click();
       await pickFile(page, w(path.basename(png)));
-      await waitUntil('the maps of the picked PNG', async () => (await captions()).join(' | ') === 'left: cl_4_label-748.png: label 748, predicted 748' || undefined, 30_000);
+      await waitUntil(`the maps of the picked PNG (${wantPng})`, async () => (await captions()).join(' | ') === wantPng || undefined, 30_000);
 
       // Re-run with other thresholds: a new report in the same folder, shown in the same view.
       await frame.locator('#rerun-field input').fill('2, 30');
@@ -188,14 +200,15 @@ test('audit view: maps of another index and of a picked PNG, then a re-run with 
       await waitUntil('the re-run report', async () => {
         const r = readReportJson(w(AUDIT_DIR));
         return r.thresholds.map((t) => t.drop).join() === '2,30' || undefined;
-      }, 60_000);
-      frame = await waitForAuditView(page, LAB_MODEL);
+      }, 120_000);
+      frame = await waitForAuditView(page, MODEL);
       const report = readReportJson(w(AUDIT_DIR));
       await waitUntil('the table of the re-run', async () => (await frame.locator('#results-table').textContent())?.includes('30% drop') || undefined, 20_000);
       await assertTableMatchesReport(frame, report);
     });
   } finally {
     removeWorkspace(folder);
+    rmSync(png, { force: true });
   }
 });
 

@@ -2,10 +2,11 @@
 // lab fixtures or the bundled demo, the four data quick picks, and checks of the
 // audit view against the report.json the audit wrote.
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import h5wasm from 'h5wasm/node';
+import { PNG } from 'pngjs';
 import type { FrameLocator, Page } from 'playwright-core';
 import { writeDatasetH5 } from '../../src/core/h5/write';
 import { closeNotificationCenter, openNotificationCenter, repoRoot, resultsDir, runCommand, waitForQuickInput, webviewFrame } from './harness';
@@ -22,6 +23,31 @@ export const needsLab = hasLab ? undefined : `needs the lab fixtures in ${labDir
 export const demoDir = path.resolve(process.env.BDA_E2E_DEMO_DIR ?? path.join(repoRoot, 'demo'));
 export const DEMO_FILES = { model: 'bd_net.h5', cleanValid: 'valid.h5', poisonedValid: 'bd_valid.h5', cleanTest: 'test.h5', poisonedTest: 'bd_test.h5' };
 export const hasDemo = Object.values(DEMO_FILES).every((f) => existsSync(path.join(demoDir, f)));
+export const needsDemo = hasDemo ? undefined : `needs the bundled demo in ${demoDir} (npm run make-demo)`;
+export const demoFile = (f: string) => path.join(demoDir, f);
+
+/** Image `index` of a lab-layout data file (uint8, channels first) as a PNG named with its label, as the lab's PNGs are. */
+export async function writeLabelledPng(src: string, index: number, dir: string): Promise<string> {
+  await h5wasm.ready;
+  const f = new h5wasm.File(src, 'r');
+  try {
+    const data = f.get('data') as InstanceType<typeof h5wasm.Dataset>;
+    const [, c, h, w] = data.shape!;
+    const pixels = data.slice([[index, index + 1]]) as unknown as ArrayLike<number>;
+    const label = Number(((f.get('label') as InstanceType<typeof h5wasm.Dataset>).slice([[index, index + 1]]) as unknown as ArrayLike<number>)[0]);
+    const png = new PNG({ width: w, height: h });
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let k = 0; k < 4; k++) png.data[(y * w + x) * 4 + k] = k < c ? pixels[(k * h + y) * w + x] : 255;
+      }
+    }
+    const file = path.join(dir, `${path.basename(src, '.h5')}_${index}_label-${label}.png`);
+    writeFileSync(file, PNG.sync.write(png));
+    return file;
+  } finally {
+    f.close();
+  }
+}
 
 export const screenshotsDir = path.join(repoRoot, 'docs', 'screenshots');
 
@@ -260,7 +286,8 @@ export async function readResultsTable(frame: FrameLocator): Promise<{ header: s
 }
 
 /** What the inspect view shows: the format badge, the layer table's rows, the zeroed-channels note. */
-export interface InspectViewText { format: string; layers: string[][]; notes: string; frame: FrameLocator }
+/** `facts`: the header's facts, name to value (Parameters, Architecture file, ...). */
+export interface InspectViewText { format: string; layers: string[][]; notes: string; facts: Record<string, string>; frame: FrameLocator }
 
 /** The inspect view (Model Inspector editor) of `modelName`, once its layer table is rendered. */
 export async function waitForInspectView(page: Page, modelName: string, timeoutMs = 60_000): Promise<InspectViewText> {
@@ -274,6 +301,7 @@ export async function waitForInspectView(page: Page, modelName: string, timeoutM
       layers: [...body.querySelectorAll('#layer-table vscode-table-body vscode-table-row')]
         .map((r) => [...r.querySelectorAll(':scope > vscode-table-cell')].map(text)),
       notes: text(body.querySelector('.callout.info')),
+      facts: Object.fromEntries([...body.querySelectorAll('.page-head .fact')].map((f) => [text(f.querySelector('dt')), text(f.querySelector('dd'))])),
     };
   `));
   return { ...text, frame };
@@ -281,6 +309,7 @@ export async function waitForInspectView(page: Page, modelName: string, timeoutM
 
 interface Report {
   model: string;
+  target?: number;
   backend: string;
   layer: string;
   baseline: { validAccuracy: number; testAccuracy?: number; testAttackRate?: number };

@@ -1,34 +1,35 @@
 // The command palette path, in a real workbench with the extension in development
-// mode and the lab fixtures in a temp workspace: "Backdoor Audit: Audit for
-// Backdoors…" with the model chosen in the workbench's file dialog, and
-// "Backdoor Audit: Inspect Model" showing the inspect view of the pruned model.
+// mode: "Backdoor Audit: Audit for Backdoors…" with the model chosen in the
+// workbench's file dialog (the bundled demo), and "Backdoor Audit: Inspect Model"
+// showing the inspect view of the lab's pruned model (a fact about that file).
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { extensionBuilt, hostUnavailableReason, pickFile, repoRoot, runCommand, withWorkbench } from './harness';
 import {
-  LAB_CLEAN, LAB_MODEL, LAB_POISONED, answerDataStep, assertChartsDrawn, assertTableMatchesReport, labDir, needsLab,
+  DEMO_FILES, LAB_MODEL, answerDataStep, assertChartsDrawn, assertTableMatchesReport, demoFile, labDir, needsDemo, needsLab,
   readReportJson, removeWorkspace, readResultsTable, tempWorkspace, waitForAuditView, waitForInspectView,
 } from './flows';
 
-const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build') ?? needsLab;
+const hostSkip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build');
 const lab = (f: string) => path.join(labDir, f);
+const { model: MODEL, cleanValid: CLEAN, poisonedValid: POISONED, poisonedTest: BD_TEST } = DEMO_FILES;
 
-test('palette: Audit for Backdoors… with the model from the file dialog', { skip, timeout: 120_000 }, async () => {
-  const folder = tempWorkspace([lab(LAB_MODEL), lab(LAB_CLEAN), lab(LAB_POISONED)]);
+test('palette: Audit for Backdoors… with the model from the file dialog', { skip: hostSkip ?? needsDemo, timeout: 120_000 }, async () => {
+  const folder = tempWorkspace([MODEL, CLEAN, POISONED, BD_TEST].map(demoFile));
   try {
     await withWorkbench('palette-audit', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {
       // No model in the explorer selection or an open inspector: the command asks for one.
       await runCommand(page, 'Backdoor Audit: Audit for Backdoors…');
-      await pickFile(page, path.join(folder, LAB_MODEL));
-      await answerDataStep(page, 1, 'clean', LAB_CLEAN);
-      await answerDataStep(page, 2, 'sunglasses', LAB_POISONED);
+      await pickFile(page, path.join(folder, MODEL));
+      await answerDataStep(page, 1, 'valid', CLEAN);
+      await answerDataStep(page, 2, 'bd_valid', POISONED);
       await answerDataStep(page, 3, 'None');
-      await answerDataStep(page, 4, 'sunglasses', LAB_POISONED);
+      await answerDataStep(page, 4, 'bd_test', BD_TEST);
 
-      const frame = await waitForAuditView(page, LAB_MODEL);
-      const report = readReportJson(path.join(folder, `${LAB_MODEL}.audit`));
-      assert.equal(report.model, path.join(folder, LAB_MODEL));
+      const frame = await waitForAuditView(page, MODEL);
+      const report = readReportJson(path.join(folder, `${MODEL}.audit`));
+      assert.equal(report.model, path.join(folder, MODEL));
       // Without a clean test set there is no test accuracy and no G: the table says so by leaving them out.
       const { header } = await readResultsTable(frame);
       assert.ok(!header.includes('Test acc (%)') && !header.includes('G test acc (%)'), `header: ${header.join(' | ')}`);
@@ -40,7 +41,7 @@ test('palette: Audit for Backdoors… with the model from the file dialog', { sk
   }
 });
 
-test('palette: Inspect Model lists conv_3 with its 45 zeroed channels', { skip, timeout: 120_000 }, async () => {
+test('palette: Inspect Model lists conv_3 of the lab\'s pruned model with its 45 zeroed channels', { skip: hostSkip ?? needsLab, timeout: 120_000 }, async () => {
   const folder = tempWorkspace([lab(LAB_MODEL)]);
   try {
     await withWorkbench('palette-inspect', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {

@@ -1,7 +1,9 @@
 // In-host tests of the extension's VS Code side: activation, commands, the Model
 // Inspector custom editor, settings reaching the audit options, and one real audit
-// through the command (worker, progress, report panel, saved folder).
-// The model and data are the shared lab fixtures, copied into the test workspace.
+// through the command (worker, progress, report panel, saved folder), and a
+// weights-only file whose architecture is picked among the workspace's models.
+// The model and data are the bundled demo's (a fresh clone runs them all); the
+// weights-only flow also runs on the lab's bd_weights.h5 when ../shared is there.
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +13,8 @@ import type { BackdoorAuditApi } from '../../src/extension';
 
 const ID = 'backdoor-audit.backdoor-audit';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const demoDir = () => path.join(extension().extensionPath, 'demo');
+const labDir = () => path.resolve(extension().extensionPath, '../shared/fixtures/lab-badnet');
 
 function extension(): vscode.Extension<BackdoorAuditApi> {
   const ext = vscode.extensions.getExtension<BackdoorAuditApi>(ID);
@@ -28,29 +32,35 @@ async function until<T>(what: string, fn: () => T | undefined | Promise<T | unde
   }
 }
 
+/**
+ * Runs a command that asks through quick picks, accepting whatever each one offers
+ * first (its preselected item) as soon as it shows, until the command settles.
+ */
+async function acceptingPicks<T>(running: Thenable<T>): Promise<T> {
+  let settled = false;
+  const done = Promise.resolve(running).finally(() => { settled = true; });
+  while (!settled) {
+    await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+    await Promise.race([done, sleep(250)]);
+  }
+  return done;
+}
+
 function allTabs(): vscode.Tab[] {
   return vscode.window.tabGroups.all.flatMap((g) => g.tabs);
 }
 
 suite('extension host side', () => {
   let ws: string;
-  let fixtures: string;
   let model: string;
 
-  suiteSetup(function () {
+  suiteSetup(() => {
     const folder = vscode.workspace.workspaceFolders?.[0];
     assert.ok(folder, 'the suite needs a workspace folder');
     ws = folder.uri.fsPath;
-    fixtures = path.resolve(extension().extensionPath, '../shared/fixtures/lab-badnet');
-    if (!existsSync(fixtures)) {
-      console.log(`# SKIP extension host side: fixtures not found at ${fixtures}`);
-      this.skip();
-    }
-    // The lab's names, so the data pickers can recognise them.
+    // The demo's names are the lab's, so the data pickers recognise them.
     model = path.join(ws, 'bd_net.h5');
-    copyFileSync(path.join(fixtures, 'bd_net_pruned45_keras2.15.h5'), model);
-    copyFileSync(path.join(fixtures, 'faces_clean.h5'), path.join(ws, 'valid.h5'));
-    copyFileSync(path.join(fixtures, 'faces_sunglasses.h5'), path.join(ws, 'bd_valid.h5'));
+    for (const f of ['bd_net.h5', 'valid.h5', 'bd_valid.h5']) copyFileSync(path.join(demoDir(), f), path.join(ws, f));
   });
 
   suiteTeardown(async () => {
@@ -117,12 +127,7 @@ suite('extension host side', () => {
     rmSync(dir, { recursive: true, force: true });
     // No data given: the four quick picks appear; the names preselect valid.h5,
     // bd_valid.h5, None, None, so accepting each is the lab's choice.
-    const running = vscode.commands.executeCommand<string | undefined>(COMMANDS.audit, vscode.Uri.file(model));
-    for (let step = 0; step < 4; step++) {
-      await sleep(1500);
-      await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
-    }
-    const out = await running;
+    const out = await acceptingPicks(vscode.commands.executeCommand<string | undefined>(COMMANDS.audit, vscode.Uri.file(model)));
     assert.equal(out, dir);
     const report = JSON.parse(readFileSync(path.join(dir, 'report.json'), 'utf8'));
     assert.equal(report.options.cleanValid, path.join(ws, 'valid.h5'));
@@ -154,20 +159,24 @@ suite('audits of one model and of several', () => {
   const auditOf = (model: string, args: Record<string, unknown>) =>
     vscode.commands.executeCommand<string | undefined>(COMMANDS.audit, vscode.Uri.file(model), { data, open: false, ...args });
 
-  suiteSetup(function () {
+  /** Until the runner has taken the audit of `model` (queued or running). */
+  const started = async (model: string) => {
+    const api = await extension().activate();
+    await until(`the audit of ${path.basename(model)} to start`, () => api.auditing(model), 10_000);
+  };
+
+  suiteSetup(() => {
     ws = vscode.workspace.workspaceFolders![0].uri.fsPath;
-    const fixtures = path.resolve(extension().extensionPath, '../shared/fixtures/lab-badnet');
-    if (!existsSync(fixtures)) this.skip();
     mkdirSync(path.join(ws, 'models'), { recursive: true });
-    for (const m of ['one.h5', 'two.h5']) copyFileSync(path.join(fixtures, 'bd_net_pruned45_keras2.15.h5'), path.join(ws, 'models', m));
-    data = { cleanValid: path.join(fixtures, 'faces_clean.h5'), poisonedValid: path.join(fixtures, 'faces_sunglasses.h5') };
+    for (const m of ['one.h5', 'two.h5']) copyFileSync(path.join(demoDir(), 'bd_net.h5'), path.join(ws, 'models', m));
+    data = { cleanValid: path.join(demoDir(), 'valid.h5'), poisonedValid: path.join(demoDir(), 'bd_valid.h5') };
   });
 
   test('a second audit of the same model: "Keep it" leaves the running one alone', async function () {
     this.timeout(120_000);
     const model = path.join(ws, 'models', 'one.h5');
     const first = auditOf(model, {});
-    await sleep(300);
+    await started(model);
     const second = await auditOf(model, { ifBusy: 'keep' });
     assert.equal(second, undefined);
     assert.equal(await first, path.join(ws, 'models', 'one.h5.audit'));
@@ -177,7 +186,7 @@ suite('audits of one model and of several', () => {
     this.timeout(120_000);
     const model = path.join(ws, 'models', 'one.h5');
     const first = auditOf(model, {});
-    await sleep(300);
+    await started(model);
     const second = auditOf(model, { ifBusy: 'cancel' });
     assert.equal(await first, undefined, 'the first was cancelled');
     assert.equal(await second, path.join(ws, 'models', 'one.h5.audit'));
@@ -189,7 +198,7 @@ suite('audits of one model and of several', () => {
     const two = path.join(ws, 'models', 'two.h5');
     const first = auditOf(one, {});
     const other = auditOf(two, {});
-    await sleep(300);
+    await started(one);
     const queued = auditOf(one, { ifBusy: 'wait', thresholds: [2, 30] });
     assert.deepEqual(await Promise.all([first, other, queued]), [
       path.join(ws, 'models', 'one.h5.audit'), path.join(ws, 'models', 'two.h5.audit'), path.join(ws, 'models', 'one.h5.audit'),
@@ -204,4 +213,57 @@ suite('audits of one model and of several', () => {
     const dirs = await api.auditFolders();
     for (const d of ['one.h5.audit', 'two.h5.audit']) assert.ok(dirs.includes(path.join(ws, 'models', d)), `${d} not in ${dirs.join(', ')}`);
   });
+});
+
+suite('weights-only models', () => {
+  /** The demo's weights beside its full model; the lab's beside the student's pruned model (same layers). */
+  const subjects = () => [
+    { name: 'demo', dir: demoDir(), weights: 'bd_weights.h5', arch: 'bd_net.h5', clean: 'valid.h5', poisoned: 'bd_valid.h5' },
+    { name: 'lab', dir: labDir(), weights: 'bd_weights.h5', arch: 'bd_net_pruned45_keras2.15.h5', clean: 'faces_clean.h5', poisoned: 'faces_sunglasses.h5' },
+  ];
+
+  for (const name of ['demo', 'lab']) {
+    test(`${name}: inspecting weights alone asks for the architecture, remembers it, and the audit and its re-run use it`, async function () {
+      this.timeout(180_000);
+      const s = subjects().find((x) => x.name === name)!;
+      if (!existsSync(path.join(s.dir, s.weights))) {
+        console.log(`# SKIP weights-only (${name}): ${s.dir} is absent`);
+        this.skip();
+      }
+      const ws = vscode.workspace.workspaceFolders![0].uri.fsPath;
+      const dir = path.join(ws, `weights-${name}`);
+      mkdirSync(dir, { recursive: true });
+      for (const f of [s.weights, s.arch]) copyFileSync(path.join(s.dir, f), path.join(dir, f));
+      const weights = path.join(dir, s.weights);
+      const arch = path.join(dir, s.arch);
+      const api = await extension().activate();
+      assert.equal(api.architectureOf(weights), undefined);
+
+      // Inspect: the architecture pick offers the fitting models, the one beside the weights first.
+      await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+      // The command returns once the inspector opens; the inspector then asks.
+      await vscode.commands.executeCommand(COMMANDS.inspect, vscode.Uri.file(weights));
+      await until('the inspector of the weights', () => allTabs().find((t) =>
+        t.input instanceof vscode.TabInputCustom && t.input.viewType === 'backdoorAudit.modelInspector' && t.input.uri.fsPath === weights));
+      await until('the architecture to be picked and remembered', async () => {
+        await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
+        return api.architectureOf(weights);
+      });
+      assert.equal(api.architectureOf(weights), arch);
+
+      // The audit asks nothing more about the architecture, and records it.
+      const out = await vscode.commands.executeCommand<string | undefined>(COMMANDS.audit, vscode.Uri.file(weights), {
+        data: { cleanValid: path.join(s.dir, s.clean), poisonedValid: path.join(s.dir, s.poisoned) }, open: false,
+      });
+      assert.equal(out, path.join(dir, `${s.weights}.audit`));
+      const report = JSON.parse(readFileSync(path.join(out!, 'report.json'), 'utf8'));
+      assert.equal(report.arch, arch);
+      assert.equal(report.layer, 'conv_3');
+      const before = report.createdAt;
+      await vscode.commands.executeCommand(COMMANDS.rerun, { kind: 'audit', dir: out });
+      const again = JSON.parse(readFileSync(path.join(out!, 'report.json'), 'utf8'));
+      assert.notEqual(again.createdAt, before, 'the re-run wrote a new report');
+      assert.equal(again.arch, arch, 'the re-run used the same architecture');
+    });
+  }
 });

@@ -39,6 +39,8 @@ const VLEN_UTF8 = 'S'; // variable length, cset UTF-8
  * keras_version; per layer a group with attr weight_names and datasets
  * model_weights/<layer>/<weight name path> (e.g. model_weights/conv_1/conv_1/kernel:0).
  * All layers of the config get a group, weightless ones with empty weight_names.
+ * With `weightsOnly`, the layout of Keras 2's save_weights() instead (the lab's
+ * bd_weights.h5): layer groups at the root and no model_config.
  * Writes to a temp name beside `file` and renames when complete; on error
  * removes the temp file.
  */
@@ -46,7 +48,7 @@ export async function writeKerasModelH5(
   file: string,
   modelConfig: string,
   layers: LayerWeights[],
-  opts: { kerasVersion?: string; backend?: string; trainingConfig?: string } = {},
+  opts: { kerasVersion?: string; backend?: string; trainingConfig?: string; weightsOnly?: boolean } = {},
 ): Promise<void> {
   const kerasVersion = opts.kerasVersion ?? '2.15.0';
   const backend = opts.backend ?? 'tensorflow';
@@ -59,6 +61,14 @@ export async function writeKerasModelH5(
 
   await h5wasm.ready;
   await atomically(file, (f) => {
+    if (opts.weightsOnly) {
+      // Keras 2 save_weights(): the layer groups at the root, no model_config.
+      setAttr(f, 'backend', backend, null, VLEN_ASCII);
+      setAttr(f, 'keras_version', kerasVersion, null, VLEN_ASCII);
+      setAttr(f, 'layer_names', layerNames, [layerNames.length], VLEN_ASCII);
+      for (const name of layerNames) writeLayerGroup(f, name, byLayer.get(name)?.weights ?? []);
+      return;
+    }
     setAttr(f, 'backend', backend, null, VLEN_UTF8);
     setAttr(f, 'keras_version', kerasVersion, null, VLEN_UTF8);
     setAttr(f, 'model_config', modelConfig, null, VLEN_ASCII);
