@@ -134,9 +134,9 @@ export class Shard implements ShardApi {
    * run once either way, and ONNX Runtime gives the frontier's pre-activations in the same pass.
    */
   private get lowerFetches(): string[] {
-    const { cachePoint, rankLayer, conv } = this.plan;
+    const { cachePoint, rankLayer } = this.plan;
     const top = this.frontier ? (this.net.onnx ? this.frontier.preNames : []) : [this.net.outputName];
-    return [...new Set([cachePoint, rankLayer, conv, ...top])];
+    return [...new Set([cachePoint, rankLayer, ...top])];
   }
 
   async load(req: LoadRequest): Promise<LoadResult> {
@@ -171,10 +171,13 @@ export class Shard implements ShardApi {
         } else {
           predictions.set(argMaxRows(outs.get(this.net.outputName)!, m), s - req.start);
         }
+        // The few images with spatial maps run again for the conv layer's whole output: fetching it
+        // for every batch would move 4× the cache's data out of the engine for nothing.
         const want = Math.min(req.samples - samples.length, m);
+        const maps = want > 0 ? (await this.forward(src, s, s + want, [conv])).get(conv)! : undefined;
         for (let i = 0; i < want; i++) {
           const idx = s + i;
-          samples.push(toMaps(outs.get(conv)!, convShape, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
+          samples.push(toMaps(maps!, convShape, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
         }
         await yieldToEvents();
       }
