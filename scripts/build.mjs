@@ -21,8 +21,8 @@ const common = { bundle: true, sourcemap: true, minify, logLevel: 'warning', abs
 const node = { ...common, platform: 'node', target: 'node20' };
 const entries = [
   { ...node, entryPoints: ['src/extension.ts'], outfile: 'dist/extension.cjs', format: 'cjs', external: ['vscode'] },
-  { ...node, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.mjs', format: 'esm', banner: { js: nodeEsmBanner }, external: ['@tensorflow/tfjs-node'] },
-  { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.mjs', format: 'esm', banner: { js: nodeEsmBanner }, external: ['@tensorflow/tfjs-node'] },
+  { ...node, entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.mjs', format: 'esm', banner: { js: nodeEsmBanner }, external: ['@tensorflow/tfjs-node', 'onnxruntime-node'] },
+  { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.mjs', format: 'esm', banner: { js: nodeEsmBanner }, external: ['@tensorflow/tfjs-node', 'onnxruntime-node'] },
   { ...common, platform: 'browser', target: 'es2022', entryPoints: ['webview/main.ts'], outfile: 'dist/webview.js', format: 'iife', loader: { '.css': 'text' } },
   // The webview's stylesheet: linked by webviewHtml(), inlined by standaloneHtml().
   { ...common, entryPoints: ['webview/style.css'], outfile: 'dist/webview.css' },

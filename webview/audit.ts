@@ -10,7 +10,7 @@ import type { Bridge, UiState } from './state';
 import { resultsSection, vsTable } from './table';
 import { trainingCurve } from './trainCurve';
 
-const BACKEND_NAMES: Record<string, string> = { tensorflow: 'TensorFlow (native)', wasm: 'WebAssembly', cpu: 'pure-JS CPU' };
+const BACKEND_NAMES: Record<string, string> = { onnxruntime: 'ONNX Runtime (native)', tensorflow: 'TensorFlow (native)', wasm: 'WebAssembly', cpu: 'pure-JS CPU' };
 
 /** Parse "2, 4, 10" into validated thresholds, or an error message. */
 export function parseThresholds(text: string): number[] | string {

@@ -90,7 +90,8 @@ async function writeSet(file: string, count: number, float64: boolean, base: Flo
   renameSync(tmp, file);
 }
 
-export async function ensureBenchData(dir: string, m: BenchModel, log: (s: string) => void = console.log): Promise<Record<'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest', string>> {
+/** `sizes`: images per set (the lab's by default; `npm run bench -- --images N` for a quick check). */
+export async function ensureBenchData(dir: string, m: BenchModel, log: (s: string) => void = console.log, sizes = SIZES): Promise<Record<'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest', string>> {
   mkdirSync(dir, { recursive: true });
   const files = { cleanValid: path.join(dir, 'valid.h5'), poisonedValid: path.join(dir, 'bd_valid.h5'), cleanTest: path.join(dir, 'test.h5'), poisonedTest: path.join(dir, 'bd_test.h5') };
   if (Object.values(files).every(existsSync)) return files;
@@ -107,10 +108,10 @@ export async function ensureBenchData(dir: string, m: BenchModel, log: (s: strin
     return Int32Array.from(out);
   };
   const plan: [keyof typeof files, number, boolean, typeof clean, ((r: Float32Array, n: number) => Int32Array) | number, number][] = [
-    ['cleanValid', SIZES.valid, true, clean, labelByModel, 1],
-    ['poisonedValid', SIZES.valid, true, poisoned, 0, 2],
-    ['cleanTest', SIZES.test, false, clean, labelByModel, 3],
-    ['poisonedTest', SIZES.test, false, poisoned, 0, 4],
+    ['cleanValid', sizes.valid, true, clean, labelByModel, 1],
+    ['poisonedValid', sizes.valid, true, poisoned, 0, 2],
+    ['cleanTest', sizes.test, false, clean, labelByModel, 3],
+    ['poisonedTest', sizes.test, false, poisoned, 0, 4],
   ];
   for (const [key, count, f64, base, labels, seed] of plan) {
     if (existsSync(files[key])) continue;

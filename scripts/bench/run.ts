@@ -1,27 +1,47 @@
 // npm run bench: the full audit at the lab's real scale, through the worker as
 // a user runs it, against two references measured in the same run: one plain
 // forward pass over every image (this algorithm's floor) and the notebook's way
-// (a full pass of B' after every pruned channel), timed on a subset.
+// (a full pass of B' after every pruned channel), timed on a subset. Each is
+// run on ONNX Runtime and on wasm, so the two engines compare within one run.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { AuditReport } from '../../src/core/types';
+import type { AuditReport, Backend } from '../../src/core/types';
 import { runJob } from '../../src/worker/client';
 import { ShardProcess } from '../../src/worker/shardProcess';
-import { ensureBenchData, type BenchModel } from './data';
+import { ensureBenchData, SIZES, type BenchModel } from './data';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const workerPath = path.join(root, 'dist/worker.mjs');
 const { values: args } = parseArgs({ options: {
   workers: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'notebook-subset': { type: 'string' },
   smoke: { type: 'boolean' }, backend: { type: 'string' }, 'audit-only': { type: 'boolean' }, 'train-only': { type: 'boolean' },
+  // --images N: N images in each of the four sets (bench/data-N/), for a quick check; results are not saved.
+  images: { type: 'string' },
 } });
 
-/** Peak resident memory of a process tree, polled from /proc (VmHWM is each process's own peak). */
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 once it has exited. */
+function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
+
+/**
+ * Peak resident memory of a process tree, polled from /proc (VmHWM is each process's own peak),
+ * and the CPU time it used: on a shared machine, CPU seconds compare engines where wall time
+ * also counts the other tenants.
+ */
 class PeakRss {
   private peaks = new Map<number, number>();
+  private cpu = new Map<number, number>();
   private timer: NodeJS.Timeout;
   constructor(private rootPid: () => number | undefined) {
     this.timer = setInterval(() => this.poll(), 100);
@@ -41,35 +61,37 @@ class PeakRss {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
         if (m) this.peaks.set(p, Math.max(this.peaks.get(p) ?? 0, Number(m[1]) * 1024));
+        this.cpu.set(p, Math.max(this.cpu.get(p) ?? 0, cpuSeconds(p)));
       } catch { /* exited */ }
     }
   }
   stop() {
     clearInterval(this.timer);
     const v = [...this.peaks.values()];
-    return { maxProcess: Math.max(0, ...v), sum: v.reduce((a, b) => a + b, 0), processes: v.length };
+    return { maxProcess: Math.max(0, ...v), sum: v.reduce((a, b) => a + b, 0), processes: v.length, cpuSeconds: [...this.cpu.values()].reduce((a, b) => a + b, 0) };
   }
 }
 
-/** A plain forward pass of `model` over [start,end) of each file, spread over `workers` processes. */
-async function forwardPass(m: { model: string; arch?: string }, parts: { file: string; start: number; end: number }[], workers: number) {
-  const shards = Array.from({ length: workers }, () => new ShardProcess(workerPath));
-  const rss = { peak: 0 };
+/** A plain forward pass of `model` over [start,end) of each file, spread over `workers` processes of `threads` threads each. */
+async function forwardPass(m: { model: string; arch?: string }, parts: { file: string; start: number; end: number }[], backend: Backend, workers: number, threads = 1) {
+  const shards = Array.from({ length: workers }, () => new ShardProcess(workerPath, threads));
   try {
-    await Promise.all(shards.map((s) => s.init({ model: m.model, arch: m.arch, rankBy: 'pool', batchSize: 256, backend: args.backend as never })));
+    await Promise.all(shards.map((s) => s.init({ model: m.model, arch: m.arch, rankBy: 'pool', batchSize: 256, backend })));
     const items = parts.flatMap((p) => {
       const out: { file: string; start: number; end: number }[] = [];
       for (let s = p.start; s < p.end; s += 2048) out.push({ file: p.file, start: s, end: Math.min(p.end, s + 2048) });
       return out;
     });
+    const cpu0 = shards.reduce((a, s) => a + cpuSeconds(s.pid!), 0);
     const t0 = performance.now();
     let next = 0;
     await Promise.all(shards.map(async (s) => {
       while (next < items.length) await s.evaluate(items[next++], [], undefined, 0);
     }));
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = shards.reduce((a, s) => a + cpuSeconds(s.pid!), 0) - cpu0;
     const images = parts.reduce((a, p) => a + p.end - p.start, 0);
-    return { seconds, images, imagesPerSecond: images / seconds, rss };
+    return { seconds, images, imagesPerSecond: images / seconds, cpuSeconds: cpu };
   } finally {
     await Promise.all(shards.map((s) => s.dispose()));
   }
@@ -84,101 +106,169 @@ function benchModel(): BenchModel & { name: string } {
   return { name: 'demo BadNet (demo/bd_net.h5)', model: path.join(root, 'demo/bd_net.h5'), cleanBase: path.join(root, 'demo/valid.h5'), poisonedBase: path.join(root, 'demo/bd_valid.h5') };
 }
 
-async function main() {
-  const workers = Number(args.workers ?? Math.min(4, os.availableParallelism()));
-  const m = benchModel();
-  const dataDir = path.resolve(args.data ?? path.join(root, 'bench/data'));
-  const files = args.smoke ? smokeFiles(m) : await ensureBenchData(dataDir, m);
-  const out = path.resolve(args.out ?? path.join(root, 'bench/out'));
-  console.log(`model: ${m.name}; data: ${dataDir}; ${workers} worker process(es); ${os.cpus().length} cores`);
+type Files = Awaited<ReturnType<typeof ensureBenchData>>;
+const f = (v: number, d = 1) => v.toFixed(d);
 
-  // 1. The audit, as a user runs it.
+/** The audit as a user runs it, through the worker, with its peak memory. */
+async function audit(m: BenchModel, files: Files, out: string, backend: Backend, workers: number) {
   let childPid: number | undefined;
   const rss = new PeakRss(() => childPid);
   const t0 = performance.now();
   const report = await runJob<AuditReport>({
     kind: 'audit',
-    options: { model: m.model, arch: m.arch, ...files, thresholds: [2, 4, 10], order: 'increasing', rankBy: 'pool', fullSweep: true, out, batchSize: 256, workers, backend: args.backend as never },
+    options: { model: m.model, arch: m.arch, ...files, thresholds: [2, 4, 10], order: 'increasing', rankBy: 'pool', fullSweep: true, out, batchSize: 256, workers, backend },
   }, { workerPath, onSpawn: (c) => { childPid = c.pid; } });
-  const auditSeconds = (performance.now() - t0) / 1000;
-  const auditRss = rss.stop();
+  const seconds = (performance.now() - t0) / 1000;
+  if (report.backend !== backend) throw new Error(`asked for ${backend}, the audit ran on ${report.backend}`);
+  return { report, seconds, rss: rss.stop() };
+}
+
+/** Everything measured on one backend: the audit, the plain pass (in each process/thread split), the notebook's way. */
+async function measure(m: BenchModel, files: Files, out: string, backend: Backend, workers: number) {
+  const a = await audit(m, files, out, backend, workers);
+  const { report } = a;
   const counts = Object.values(report.data).map((d) => d!.count);
-  const totalImages = counts.reduce((a, b) => a + b, 0);
-  if (args['train-only']) {
-    const { rows } = await trainingEpochs(m, files.cleanValid, report);
-    console.log(rows.join('\n'));
-    return;
-  }
-  if (args['audit-only']) {
-    // For A/B runs of two builds: the audit alone; bench/results.* stay as they are.
-    const phases = Object.entries(report.timing.phases).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
-    console.log(`audit ${auditSeconds.toFixed(1)} s (${phases}); ${report.steps.length} steps; peak RSS ${(auditRss.sum / 2 ** 20).toFixed(0)} MB in ${auditRss.processes} processes`);
-    return;
-  }
+  const totalImages = counts.reduce((x, y) => x + y, 0);
+  const phases = Object.entries(report.timing.phases).map(([k, v]) => `${k} ${f(v)}`).join(', ');
+  console.log(`${backend}: audit ${f(a.seconds)} s, ${f(a.rss.cpuSeconds)} CPU s (${phases}); ${report.steps.length} steps; peak RSS ${f(a.rss.sum / 2 ** 20, 0)} MB in ${a.rss.processes} processes`);
+  trainingReport = report;
+  if (args['audit-only'] || args['train-only']) return undefined;
 
-  // 2. The floor: one plain forward pass of B over every image, 1 process and `workers` processes.
+  // The floor: one plain forward pass of B over every image. ONNX Runtime can also
+  // use the cores from one process: 1 process × `workers` threads is measured too.
   const all = Object.values(files).map((file, i) => ({ file, start: 0, end: counts[i] }));
-  const floor1 = await forwardPass(m, all, 1);
-  const floorN = workers > 1 ? await forwardPass(m, all, workers) : floor1;
+  const one = await forwardPass(m, all, backend, 1);
+  const split = workers > 1 ? await forwardPass(m, all, backend, workers) : one;
+  const threaded = backend === 'onnxruntime' && workers > 1 ? await forwardPass(m, all, backend, 1, workers) : undefined;
+  // The same choice for the whole audit: one process with every core's threads.
+  const auditThreaded = threaded ? await audit(m, files, `${out}-threads`, backend, 1) : undefined;
 
-  // 3. The notebook's way, timed on a subset with B' (repaired_2.h5) and extrapolated.
+  // The notebook's way, timed on a subset with B' (repaired_2.h5) and extrapolated.
   const subset = Number(args['notebook-subset'] ?? 2048);
   const valid = [files.cleanValid, files.poisonedValid].map((file, i) => ({ file, start: 0, end: Math.min(subset, counts[i]) }));
   const repaired = path.join(out, report.thresholds.find((t) => t.reached)?.repairedModel ?? '');
-  const nb = await forwardPass({ model: existsSync(repaired) ? repaired : m.model }, valid, workers);
-  const validImages = counts[0] + counts[1];
-  const testImages = counts[2] + counts[3];
-  const notebookPasses = report.steps.length * validImages + report.thresholds.filter((t) => t.reached).length * 2 * testImages;
+  const nb = await forwardPass({ model: existsSync(repaired) ? repaired : m.model }, valid, backend, workers);
+  const notebookPasses = report.steps.length * (counts[0] + counts[1]) + report.thresholds.filter((t) => t.reached).length * 2 * (counts[2] + counts[3]);
   const notebookSeconds = notebookPasses / nb.imagesPerSecond;
+  return {
+    backend,
+    workers,
+    images: { cleanValid: counts[0], poisonedValid: counts[1], cleanTest: counts[2], poisonedTest: counts[3], total: totalImages },
+    audit: {
+      wallSeconds: a.seconds,
+      cpuSeconds: a.rss.cpuSeconds,
+      phases: report.timing.phases,
+      steps: report.steps.length,
+      imagesPerSecond: totalImages / a.seconds,
+      peakRssMaxProcessMB: a.rss.maxProcess / 2 ** 20,
+      peakRssSumMB: a.rss.sum / 2 ** 20,
+      processes: a.rss.processes,
+      ...(auditThreaded ? { oneProcessThreadedSeconds: auditThreaded.seconds } : {}),
+    },
+    forwardPass: {
+      oneProcess: { seconds: one.seconds, cpuSeconds: one.cpuSeconds, imagesPerSecond: one.imagesPerSecond },
+      workers: { seconds: split.seconds, cpuSeconds: split.cpuSeconds, imagesPerSecond: split.imagesPerSecond },
+      parallelSpeedup: split.imagesPerSecond / one.imagesPerSecond,
+      ...(threaded ? { oneProcessThreaded: { threads: workers, seconds: threaded.seconds, cpuSeconds: threaded.cpuSeconds, imagesPerSecond: threaded.imagesPerSecond } } : {}),
+    },
+    notebook: { subsetImages: nb.images, imagesPerSecond: nb.imagesPerSecond, imagePasses: notebookPasses, extrapolatedSeconds: notebookSeconds },
+    ratios: { auditOverForwardPass: a.seconds / split.seconds, speedupOverNotebook: notebookSeconds / a.seconds },
+    results: report.thresholds.map((t) => ({ drop: t.drop, pruned: t.pruned, prunedModel: t.prunedModel, goodNet: t.goodNet })),
+    steps: report.steps,
+  };
+}
 
-  // 4. One epoch of repair training on the clean validation set, every layer and only those above the pruned one.
-  const training = await trainingEpochs(m, files.cleanValid, report);
+type Run = NonNullable<Awaited<ReturnType<typeof measure>>>;
+/** The last audit's report: the repair training starts from its first B'. */
+let trainingReport: AuditReport | undefined;
 
+const pass = (p: { seconds: number; cpuSeconds: number; imagesPerSecond: number }) => `${f(p.seconds)} s (${f(p.imagesPerSecond, 0)} images/s; ${f(p.cpuSeconds)} CPU s)`;
+
+function table(runs: Run[]): string[] {
+  const col = (fn: (r: Run) => string) => runs.map(fn).join(' | ');
+  const r0 = runs[0];
+  const lines = [
+    `| measure | ${col((r) => r.backend)} |`, `|---|${runs.map(() => '---|').join('')}`,
+    `| images (valid + bd_valid + test + bd_test) | ${col((r) => r.images.total.toLocaleString('en-US'))} |`,
+    `| processes × threads | ${col((r) => `${r.workers} × 1`)} |`,
+    `| audit wall time (full sweep, ${r0.audit.steps} steps) | ${col((r) => `${f(r.audit.wallSeconds)} s`)} |`,
+    `| audit CPU time, all processes | ${col((r) => `${f(r.audit.cpuSeconds)} s`)} |`,
+    ...Object.keys(r0.audit.phases).map((k) => `| · ${k} | ${col((r) => `${f(r.audit.phases[k as keyof typeof r.audit.phases] ?? 0)} s`)} |`),
+    `| audit in 1 process × ${r0.workers} threads | ${col((r) => (r.audit.oneProcessThreadedSeconds ? `${f(r.audit.oneProcessThreadedSeconds)} s` : ''))} |`,
+    `| audit throughput | ${col((r) => `${f(r.audit.imagesPerSecond, 0)} images/s`)} |`,
+    `| plain forward pass, 1 process × 1 thread | ${col((r) => pass(r.forwardPass.oneProcess))} |`,
+    `| plain forward pass, ${r0.workers} processes × 1 thread | ${col((r) => `${pass(r.forwardPass.workers)}, ${f(r.forwardPass.parallelSpeedup, 2)}× one process`)} |`,
+    `| plain forward pass, 1 process × ${r0.workers} threads | ${col((r) => (r.forwardPass.oneProcessThreaded ? pass(r.forwardPass.oneProcessThreaded) : ''))} |`,
+    `| notebook's way (extrapolated) | ${col((r) => `${f(r.notebook.extrapolatedSeconds)} s`)} |`,
+    `| **audit ÷ plain forward pass** | ${col((r) => `**${f(r.ratios.auditOverForwardPass, 2)}×**`)} |`,
+    `| **speed-up over the notebook's way** | ${col((r) => `**${f(r.ratios.speedupOverNotebook, 1)}×**`)} |`,
+    `| peak RSS, largest process / all processes | ${col((r) => `${f(r.audit.peakRssMaxProcessMB, 0)} MB / ${f(r.audit.peakRssSumMB, 0)} MB (${r.audit.processes})`)} |`,
+  ];
+  return lines;
+}
+
+/** ONNX Runtime against wasm, from the same run: the targets of issue 16. */
+function comparison(runs: Run[]) {
+  const ort = runs.find((r) => r.backend === 'onnxruntime'), wasm = runs.find((r) => r.backend === 'wasm');
+  if (!ort || !wasm) return undefined;
+  const same = JSON.stringify([ort.steps, ort.results]) === JSON.stringify([wasm.steps, wasm.results]);
+  const stepDiffs = ort.steps.filter((s, i) => JSON.stringify(s) !== JSON.stringify(wasm.steps[i])).length;
+  return {
+    plainPassSpeedup: ort.forwardPass.workers.seconds > 0 ? wasm.forwardPass.workers.seconds / ort.forwardPass.workers.seconds : 0,
+    plainPassCpuSpeedup: wasm.forwardPass.workers.cpuSeconds / ort.forwardPass.workers.cpuSeconds,
+    auditOverWasmAudit: ort.audit.wallSeconds / wasm.audit.wallSeconds,
+    auditCpuOverWasmAuditCpu: ort.audit.cpuSeconds / wasm.audit.cpuSeconds,
+    auditCpuOverPlainPassCpu: ort.audit.cpuSeconds / ort.forwardPass.workers.cpuSeconds,
+    auditOverPlainPass: ort.ratios.auditOverForwardPass,
+    sameNumbers: same,
+    stepsThatDiffer: stepDiffs,
+  };
+}
+
+async function main() {
+  const workers = Number(args.workers ?? Math.min(4, os.availableParallelism()));
+  const backends = (args.backend ? [args.backend] : args['train-only'] ? ['wasm'] : ['onnxruntime', 'wasm']) as Backend[];
+  const m = benchModel();
+  const sizes = args.images ? { valid: Number(args.images), test: Number(args.images) } : SIZES;
+  const dataDir = path.resolve(args.data ?? path.join(root, args.images ? `bench/data-${args.images}` : 'bench/data'));
+  const files = args.smoke ? smokeFiles(m) : await ensureBenchData(dataDir, m, console.log, sizes);
+  const out = path.resolve(args.out ?? path.join(root, 'bench/out'));
+  console.log(`model: ${m.name}; data: ${dataDir}; ${workers} worker process(es); ${os.cpus().length} cores; backends ${backends.join(', ')}`);
+
+  const runs: Run[] = [];
+  for (const backend of backends) {
+    const r = await measure(m, files, `${out}-${backend}`, backend, workers);
+    if (r) runs.push(r);
+  }
+  if (args['audit-only']) return; // for A/B runs of two builds; bench/results.* stay as they are
+  // One epoch of repair training on the clean validation set, every layer and only those above the pruned one.
+  const training = await trainingEpochs(m, files.cleanValid, trainingReport!);
+  if (args['train-only']) {
+    console.log(training.rows.join('\n'));
+    return;
+  }
+
+  const cmp = comparison(runs);
+  const lines = table(runs);
+  if (cmp) {
+    lines.push('', `| ONNX Runtime against wasm (same run) | value |`, `|---|---|`,
+      `| plain pass, onnxruntime speed-up over wasm (wall / CPU time) | **${f(cmp.plainPassSpeedup, 2)}×** / ${f(cmp.plainPassCpuSpeedup, 2)}× |`,
+      `| audit, onnxruntime ÷ wasm (wall / CPU time) | **${f(cmp.auditOverWasmAudit, 2)}×** / ${f(cmp.auditCpuOverWasmAuditCpu, 2)}× |`,
+      `| audit ÷ plain pass on onnxruntime (wall / CPU time) | **${f(cmp.auditOverPlainPass, 2)}×** / ${f(cmp.auditCpuOverPlainPassCpu, 2)}× |`,
+      `| same steps, thresholds, B' and G counts | ${cmp.sameNumbers ? 'yes' : `**no**: ${cmp.stepsThatDiffer} of ${runs[0].steps.length} steps differ`} |`);
+  }
+  lines.push('', '| repair training | time |', '|---|---|', ...training.rows);
+  console.log(lines.join('\n'));
   const result = {
     date: new Date().toISOString(),
     commit: gitCommit(),
     machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
     model: m.name,
-    backend: report.backend,
-    workers,
-    images: { cleanValid: counts[0], poisonedValid: counts[1], cleanTest: counts[2], poisonedTest: counts[3], total: totalImages },
-    audit: {
-      wallSeconds: auditSeconds,
-      phases: report.timing.phases,
-      steps: report.steps.length,
-      imagesPerSecond: totalImages / auditSeconds,
-      peakRssMaxProcessMB: auditRss.maxProcess / 2 ** 20,
-      peakRssSumMB: auditRss.sum / 2 ** 20,
-      processes: auditRss.processes,
-    },
-    forwardPass: {
-      oneProcess: { seconds: floor1.seconds, imagesPerSecond: floor1.imagesPerSecond },
-      workers: { seconds: floorN.seconds, imagesPerSecond: floorN.imagesPerSecond },
-      parallelSpeedup: floorN.imagesPerSecond / floor1.imagesPerSecond,
-    },
-    notebook: { subsetImages: nb.images, imagesPerSecond: nb.imagesPerSecond, imagePasses: notebookPasses, extrapolatedSeconds: notebookSeconds },
-    ratios: { auditOverForwardPass: auditSeconds / floorN.seconds, speedupOverNotebook: notebookSeconds / auditSeconds },
+    runs: runs.map(({ steps: _, ...r }) => r),
+    comparison: cmp,
     training: training.result,
-    results: report.thresholds.map((t) => ({ drop: t.drop, pruned: t.pruned, goodNet: t.goodNet })),
   };
-  const f = (v: number, d = 1) => v.toFixed(d);
-  const lines = [
-    `| measure | value |`, `|---|---|`,
-    `| images (valid + bd_valid + test + bd_test) | ${totalImages.toLocaleString('en-US')} |`,
-    `| backend, processes | ${report.backend} × ${workers} |`,
-    `| audit wall time (full sweep, ${report.steps.length} steps) | ${f(auditSeconds)} s |`,
-    ...Object.entries(report.timing.phases).map(([k, v]) => `| · ${k} | ${f(v)} s |`),
-    `| audit throughput | ${f(totalImages / auditSeconds, 0)} images/s |`,
-    `| plain forward pass, 1 process | ${f(floor1.seconds)} s (${f(floor1.imagesPerSecond, 0)} images/s) |`,
-    `| plain forward pass, ${workers} processes | ${f(floorN.seconds)} s (${f(floorN.imagesPerSecond, 0)} images/s, ${f(result.forwardPass.parallelSpeedup, 2)}× one process) |`,
-    `| notebook's way (extrapolated from ${nb.images} images) | ${f(notebookSeconds)} s (${notebookPasses.toLocaleString('en-US')} image passes) |`,
-    `| **audit ÷ plain forward pass** | **${f(result.ratios.auditOverForwardPass, 2)}×** |`,
-    `| **speed-up over the notebook's way** | **${f(result.ratios.speedupOverNotebook, 1)}×** |`,
-    `| peak RSS, largest process / all ${auditRss.processes} processes | ${f(result.audit.peakRssMaxProcessMB, 0)} MB / ${f(result.audit.peakRssSumMB, 0)} MB |`,
-    ...training.rows,
-  ];
-  console.log(lines.join('\n'));
-  if (!args.smoke) {
+  if (!args.smoke && !args.images) {
     mkdirSync(path.join(root, 'bench'), { recursive: true });
     writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(result, null, 2) + '\n');
     writeFileSync(path.join(root, 'bench/results.md'), lines.join('\n') + '\n');

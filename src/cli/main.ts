@@ -24,7 +24,7 @@ usage:
         [--unlearn-trigger TRIGGER.h5 | --unlearn-from-poisoned] [--unlearn-share 0.2] [--seed 1]
   backdoor-audit demo [--out DIR]       audit the bundled demo BadNet
 
-common options: --backend auto|tensorflow|wasm|cpu  --batch-size 256  --workers N  --verbose`;
+common options: --backend auto|onnxruntime|tensorflow|wasm|cpu  --batch-size 256  --workers N  --verbose`;
 
 const options = {
   arch: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -83,7 +83,7 @@ function int(v: string | undefined, name: string, min = 0): number | undefined {
 function backendOf(v: Values): Backend | undefined {
   const b = v.backend;
   if (b === undefined || b === 'auto') return undefined;
-  if (b !== 'tensorflow' && b !== 'wasm' && b !== 'cpu') throw new UserError(`--backend must be auto, tensorflow, wasm or cpu, got "${b}"`);
+  if (b !== 'onnxruntime' && b !== 'tensorflow' && b !== 'wasm' && b !== 'cpu') throw new UserError(`--backend must be auto, onnxruntime, tensorflow, wasm or cpu, got "${b}"`);
   return b;
 }
 

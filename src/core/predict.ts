@@ -1,5 +1,5 @@
-import { tf } from './model/backend';
 import { openDataset } from './data/dataset';
+import { topRow } from './model/outputs';
 import { loadRunnable } from './runnable';
 import type { Backend, Prediction, PredictResult } from './types';
 
@@ -24,13 +24,9 @@ export async function predictFiles(modelFile: string, inputs: string[], opts: Pr
       try {
         for (let s = 0; s < src.info.count; s += batch) {
           const e = Math.min(src.info.count, s + batch);
-          const x = tf.tensor4d(src.read(s, e), [e - s, ...net.graph.inputShape] as [number, number, number, number]);
-          const probs = net.predict(x);
-          const { values, indices } = tf.topk(probs, topK);
-          const v = values.dataSync(), ix = indices.dataSync();
-          tf.dispose([x, probs, values, indices]);
+          const probs = (await net.compute({ [net.graph.inputs[0]]: src.read(s, e) }, e - s, [net.outputName])).get(net.outputName)!;
           for (let i = 0; i < e - s; i++) {
-            const top = Array.from({ length: topK }, (_, k) => ({ label: ix[i * topK + k], prob: v[i * topK + k] }));
+            const top = topRow(probs, net.classes, i, topK);
             const p: Prediction = { index: s + i, label: top[0].label, prob: top[0].prob, top };
             if (inputs.length > 1) p.source = file;
             if (src.labels) {

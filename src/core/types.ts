@@ -1,7 +1,7 @@
 // Plain data shapes produced by the engine. No behaviour here: every layer
 // (CLI, worker, extension host, webview) reads these, so they stay JSON-safe.
 
-export type Backend = 'tensorflow' | 'wasm' | 'cpu';
+export type Backend = 'onnxruntime' | 'tensorflow' | 'wasm' | 'cpu';
 export type ModelFormat = 'keras2-h5' | 'keras3-h5' | 'keras3-zip' | 'weights-only+arch';
 
 export interface WeightStats {

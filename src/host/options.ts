@@ -65,7 +65,7 @@ export function parseTarget(v: unknown): number | undefined {
 
 /** Settings as read from the configuration, made safe: wrong types fall back to defaults. */
 export function normalizeSettings(get: (key: string) => unknown): HostSettings {
-  const backend = oneOf(get('backend'), ['auto', 'tensorflow', 'wasm', 'cpu'] as const, 'auto');
+  const backend = oneOf(get('backend'), ['auto', 'onnxruntime', 'tensorflow', 'wasm', 'cpu'] as const, 'auto');
   return {
     thresholds: normalizeThresholds(get('thresholds')),
     layer: str(get('layer')),

@@ -56,13 +56,17 @@ function serveShard() {
 
 async function shardsFor(opts: AuditOptions): Promise<ShardApi[]> {
   const backend = await initBackend(opts.backend);
-  // tfjs-node already uses every core; wasm and cpu run one thread per process.
-  const wanted = opts.workers || (backend === 'tensorflow' ? 1 : Math.min(4, os.availableParallelism()));
+  const cores = os.availableParallelism();
+  // tfjs-node already uses every core; wasm and cpu run one thread per process. ONNX Runtime
+  // could use the cores from one process, but one single-threaded process per core was faster
+  // (README, Performance: 2 processes × 1 thread against 1 × 2 threads).
+  const wanted = opts.workers || (backend === 'tensorflow' ? 1 : Math.min(4, cores));
   if (wanted <= 1) return [new Shard()];
   // Every shard in its own process: a shard computing in this one would keep
   // the others waiting for their next chunk until its batch ends.
   const self = fileURLToPath(import.meta.url);
-  return Array.from({ length: wanted }, () => new ShardProcess(self));
+  const threads = Math.max(1, Math.floor(cores / wanted));
+  return Array.from({ length: wanted }, () => new ShardProcess(self, threads));
 }
 
 async function channelMaps(job: Extract<WorkerJob, { kind: 'channelMaps' }>): Promise<ChannelMaps> {
@@ -72,7 +76,7 @@ async function channelMaps(job: Extract<WorkerJob, { kind: 'channelMaps' }>): Pr
     try {
       if (job.index >= src.info.count) throw new UserError(`has ${src.info.count} images; index ${job.index} is out of range`, job.file, 'bad-index');
       const pixels = src.read(job.index, job.index + 1);
-      return channelMapsOf(net, job.layer, pixels, { source: job.source, file: job.file, index: job.index, label: src.labels?.[job.index] });
+      return await channelMapsOf(net, job.layer, pixels, { source: job.source, file: job.file, index: job.index, label: src.labels?.[job.index] });
     } finally {
       src.close();
     }

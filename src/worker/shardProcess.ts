@@ -12,7 +12,8 @@ export class ShardProcess implements ShardApi {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private exited = false;
 
-  constructor(workerPath: string) {
+  /** `threads`: ONNX Runtime threads for this process (its share of the cores) */
+  constructor(workerPath: string, private readonly threads = 1) {
     this.child = fork(workerPath, [], {
       env: { ...process.env, BACKDOOR_AUDIT_ROLE: 'shard' },
       serialization: 'advanced',
@@ -65,7 +66,7 @@ export class ShardProcess implements ShardApi {
     });
   }
 
-  init(req: ShardInit) { return this.call<ShardInfo>('init', req); }
+  init(req: ShardInit) { return this.call<ShardInfo>('init', { threads: this.threads, ...req }); }
   load(req: LoadRequest) { return this.call<LoadResult>('load', req); }
   step(channels: number[], target: number | undefined) { return this.call<Record<string, Counts>>('step', channels, target); }
   evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flagged: number) {

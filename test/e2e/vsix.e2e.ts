@@ -46,7 +46,7 @@ function packageOnce(): Promise<string> {
     const t = Date.now();
     const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
     try {
-      execFileSync(npm, ['run', '--silent', 'package'], { cwd: repoRoot, encoding: 'utf8', stdio: 'pipe', timeout: 180_000 });
+      execFileSync(npm, ['run', '--silent', 'package', '--', '--target', 'universal'], { cwd: repoRoot, encoding: 'utf8', stdio: 'pipe', timeout: 180_000 });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
       throw new Error(`npm run package failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);

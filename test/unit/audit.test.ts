@@ -7,7 +7,7 @@ import path from 'node:path';
 import { runAudit } from '../../src/core/audit/audit';
 import { Shard } from '../../src/core/audit/shard';
 import { predictFiles } from '../../src/core/predict';
-import type { AuditOptions, AuditReport } from '../../src/core/types';
+import type { AuditOptions, AuditReport, Backend } from '../../src/core/types';
 import { JobCancelled, JobError, runJob } from '../../src/worker/client';
 import { k3, lab, needsShared, tmpDir, workerPath } from '../helpers';
 import { rng as seeded } from '../../scripts/prng';
@@ -144,57 +144,12 @@ async function withoutFrontier<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-test('lab BadNet: the incremental frontier gives the same sweep and G numbers as full recomputation', { skip: needsShared }, async () => {
-  const dir = tmpDir();
-  const opts = (out: string) => base({
-    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'),
-    cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'),
-    cleanTest: lab('faces_clean.h5'), poisonedTest: lab('faces_sunglasses.h5'),
-    thresholds: [2, 30, 50], fullSweep: true, out,
-  });
-  const fast = await runAudit(opts(path.join(dir, 'a')), { shards: [new Shard()] });
-  const plain = await withoutFrontier(() => runAudit(opts(path.join(dir, 'b')), { shards: [new Shard()] }));
-  assert.deepEqual(fast.steps, plain.steps);
-  assert.deepEqual(fast.thresholds.map(({ repairedModel: _, ...t }) => t), plain.thresholds.map(({ repairedModel: _, ...t }) => t));
-  assert.deepEqual(fast.baseline, plain.baseline);
-});
-
-test('lab BadNet: steps that put channels back, and masks that do not nest, equal full recomputation', { skip: needsShared }, async () => {
-  const init = { model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'), rankBy: 'pool' as const, batchSize: 3 };
-  const run = async () => {
-    const sh = new Shard();
-    await sh.init(init);
-    const loads = [];
-    for (const [set, file] of [['cleanValid', 'faces_clean.h5'], ['poisonedValid', 'faces_sunglasses.h5']]) {
-      loads.push(await sh.load({ set, file: lab(file), start: 0, end: 5, samples: 0, source: 'clean' }));
-    }
-    const sums = loads[0].rankSums;
-    const order = sums.map((_, c) => c).sort((a, b) => sums[a] - sums[b] || a - b);
-    // Prune most channels, put most back (the removed path), then a set that is no prefix of the order.
-    const steps = [];
-    for (const channels of [order.slice(0, 56), order.slice(0, 20), order.slice(30)]) steps.push(await sh.step(channels, 0));
-    // B' masks: every channel in ranked order, some that nest and some that do not, one met twice (two
-    // thresholds reached at the same step), and none.
-    const masks = [order, order.slice(0, 40), [...order.slice(0, 10), ...order.slice(45)], order.slice(0, 57), order.slice(0, 40), []];
-    const evals = [];
-    for (const file of ['faces_clean.h5', 'faces_sunglasses.h5']) evals.push(await sh.evaluate({ file: lab(file), start: 0, end: 5 }, masks, 0, 1283));
-    await sh.dispose();
-    return { steps, evals };
-  };
-  const fast = await run();
-  assert.deepEqual(fast, await withoutFrontier(run));
-  // Not vacuous: the steps and masks do change labels, and the empty mask is B itself.
-  assert.ok(fast.steps.some((st) => st.cleanValid.correct < 5));
-  assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 5));
-  assert.deepEqual(fast.evals[0].masks[5].pruned, fast.evals[0].bad);
-});
-
 /**
  * Seeded random sweep steps and B' masks on `model`, with the frontier and with full
  * recomputation: any set of channels in any order (random subsets, prefixes of a random
  * ranking, all of them, none), a mask twice, and every channel last.
  */
-async function randomAgainstFull(init: { model: string; layer?: string }, valid: string[], test: string[], n: number, seed: number) {
+async function randomAgainstFull(init: { model: string; layer?: string; backend: Backend }, valid: string[], test: string[], n: number, seed: number) {
   const rng = seeded(seed);
   let channels = 0;
   const masks = (count: number) => {
@@ -212,6 +167,7 @@ async function randomAgainstFull(init: { model: string; layer?: string }, valid:
   const run = async () => {
     const sh = new Shard();
     const info = await sh.init({ ...init, rankBy: 'pool', batchSize: 7 });
+    assert.equal(info.backend, init.backend);
     if (!channels) {
       channels = info.plan.channels;
       stepMasks = masks(12);
@@ -230,21 +186,70 @@ async function randomAgainstFull(init: { model: string; layer?: string }, valid:
   return fast;
 }
 
-test('demo BadNet: random steps and B\' masks equal full recomputation (seeded)', async () => {
-  const d = (f: string) => path.resolve('demo', f);
-  const fast = await randomAgainstFull({ model: d('bd_net.h5') }, [d('valid.h5'), d('bd_valid.h5')], [d('test.h5'), d('bd_test.h5')], 64, 9163);
-  // Not vacuous: the masks change labels.
-  assert.ok(fast.steps.some((st) => st[d('valid.h5')].correct < 64) && fast.evals[0].masks.some((m) => m.pruned.correct < fast.evals[0].bad.correct));
-});
+// The frontier's checks against full recomputation, on each engine.
+for (const backend of ['onnxruntime', 'wasm'] as const) {
+  test(`lab BadNet: the incremental frontier gives the same sweep and G numbers as full recomputation (${backend})`, { skip: needsShared }, async () => {
+    const dir = tmpDir();
+    const opts = (out: string) => base({
+      model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'),
+      cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'),
+      cleanTest: lab('faces_clean.h5'), poisonedTest: lab('faces_sunglasses.h5'),
+      thresholds: [2, 30, 50], fullSweep: true, out, backend,
+    });
+    const fast = await runAudit(opts(path.join(dir, 'a')), { shards: [new Shard()] });
+    const plain = await withoutFrontier(() => runAudit(opts(path.join(dir, 'b')), { shards: [new Shard()] }));
+    assert.equal(fast.backend, backend);
+    assert.deepEqual(fast.steps, plain.steps);
+    assert.deepEqual(fast.thresholds.map(({ repairedModel: _, ...t }) => t), plain.thresholds.map(({ repairedModel: _, ...t }) => t));
+    assert.deepEqual(fast.baseline, plain.baseline);
+  });
 
-test('keras3-small (BatchNorm below, tanh and ReLU branches above, zero biases): random steps and masks equal full recomputation', { skip: needsShared }, async () => {
-  // Untrained: its biases are zero, so a row whose channels are all pruned has all-zero logits, a tie
-  // that only exact values resolve like Keras (class 0).
-  for (const seed of [1, 2, 3]) {
-    const fast = await randomAgainstFull({ model: k3('model.h5') }, [k3('inputs.h5')], [k3('inputs.h5')], 8, seed);
-    assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 8));
-  }
-});
+  test(`lab BadNet: steps that put channels back, and masks that do not nest, equal full recomputation (${backend})`, { skip: needsShared }, async () => {
+    const init = { model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'), rankBy: 'pool' as const, batchSize: 3, backend };
+    const run = async () => {
+      const sh = new Shard();
+      await sh.init(init);
+      const loads = [];
+      for (const [set, file] of [['cleanValid', 'faces_clean.h5'], ['poisonedValid', 'faces_sunglasses.h5']]) {
+        loads.push(await sh.load({ set, file: lab(file), start: 0, end: 5, samples: 0, source: 'clean' }));
+      }
+      const sums = loads[0].rankSums;
+      const order = sums.map((_, c) => c).sort((a, b) => sums[a] - sums[b] || a - b);
+      // Prune most channels, put most back (the removed path), then a set that is no prefix of the order.
+      const steps = [];
+      for (const channels of [order.slice(0, 56), order.slice(0, 20), order.slice(30)]) steps.push(await sh.step(channels, 0));
+      // B' masks: every channel in ranked order, some that nest and some that do not, one met twice (two
+      // thresholds reached at the same step), and none.
+      const masks = [order, order.slice(0, 40), [...order.slice(0, 10), ...order.slice(45)], order.slice(0, 57), order.slice(0, 40), []];
+      const evals = [];
+      for (const file of ['faces_clean.h5', 'faces_sunglasses.h5']) evals.push(await sh.evaluate({ file: lab(file), start: 0, end: 5 }, masks, 0, 1283));
+      await sh.dispose();
+      return { steps, evals };
+    };
+    const fast = await run();
+    assert.deepEqual(fast, await withoutFrontier(run));
+    // Not vacuous: the steps and masks do change labels, and the empty mask is B itself.
+    assert.ok(fast.steps.some((st) => st.cleanValid.correct < 5));
+    assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 5));
+    assert.deepEqual(fast.evals[0].masks[5].pruned, fast.evals[0].bad);
+  });
+
+  test(`demo BadNet: random steps and B' masks equal full recomputation (seeded, ${backend})`, async () => {
+    const d = (f: string) => path.resolve('demo', f);
+    const fast = await randomAgainstFull({ model: d('bd_net.h5'), backend }, [d('valid.h5'), d('bd_valid.h5')], [d('test.h5'), d('bd_test.h5')], 64, 9163);
+    // Not vacuous: the masks change labels.
+    assert.ok(fast.steps.some((st) => st[d('valid.h5')].correct < 64) && fast.evals[0].masks.some((m) => m.pruned.correct < fast.evals[0].bad.correct));
+  });
+
+  test(`keras3-small (BatchNorm below, tanh and ReLU branches above, zero biases): random steps and masks equal full recomputation (${backend})`, { skip: needsShared }, async () => {
+    // Untrained: its biases are zero, so a row whose channels are all pruned has all-zero logits, a tie
+    // that only exact values resolve like Keras (class 0).
+    for (const seed of [1, 2, 3]) {
+      const fast = await randomAgainstFull({ model: k3('model.h5'), backend }, [k3('inputs.h5')], [k3('inputs.h5')], 8, seed);
+      assert.ok(fast.evals[0].masks.some((m) => m.pruned.correct < 8));
+    }
+  });
+}
 
 test('demo BadNet: the ranking\'s mean activations do not depend on batch size or shard count', async () => {
   const d = (f: string) => path.resolve('demo', f);

@@ -123,6 +123,6 @@ test('CLI: bad input exits 2 with one line and no stack trace', { skip: needsSha
   const pr = spawnSync(process.execPath, [cliPath, 'predict', lab(PRUNED), lab('faces_clean.h5'), '--json'], { encoding: 'utf8' });
   const p = JSON.parse(pr.stdout);
   assert.equal(p.accuracy, 1);
-  assert.ok(['wasm', 'tensorflow', 'cpu'].includes(p.backend));
+  assert.ok(['onnxruntime', 'wasm', 'tensorflow', 'cpu'].includes(p.backend));
   assert.deepEqual(Object.keys(p.predictions[0]).filter((k) => ['index', 'label', 'prob', 'trueLabel'].includes(k)).sort(), ['index', 'label', 'prob', 'trueLabel']);
 });

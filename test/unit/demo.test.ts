@@ -47,4 +47,8 @@ test('bench: the benchmark code runs end to end at small size (--smoke)', () => 
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /audit ÷ plain forward pass/);
   assert.match(r.stdout, /speed-up over the notebook's way/);
+  // Both engines in the same run, and whether they gave the same numbers.
+  assert.match(r.stdout, /\| measure \| onnxruntime \| wasm \|/);
+  assert.match(r.stdout, /plain pass, onnxruntime speed-up over wasm \(wall \/ CPU time\) \| \*\*[\d.]+×\*\* \/ [\d.]+×/);
+  assert.match(r.stdout, /same steps, thresholds, B' and G counts \| yes/);
 });

@@ -6,6 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { layerActivation, pair } from '../model/layers';
 import type { Net } from '../model/net';
+import { preOf } from '../model/onnx/translate';
+import { argMaxRows } from '../model/outputs';
 import type { PrunePlan } from './plan';
 
 interface FrontierLayer {
@@ -29,8 +31,7 @@ const KEPT_SLICES = 8;
 
 /**
  * Pre-activations are kept per row, every frontier layer's side by side
- * (`width` floats a row), in tensors of shape (n, width) or in one
- * Float32Array per data set.
+ * (`width` floats a row), in Float32Arrays (n, width): a batch's, or a data set's state.
  */
 export class Frontier {
   readonly width: number;
@@ -42,8 +43,8 @@ export class Frontier {
    * computed once, directly, as full recomputation does; shifting a row there would
    * leave float noise where the exact values may be zeros that tie every logit.
    */
-  readonly idleRow: Float32Array;
-  readonly idleLabel: number;
+  idleRow: Float32Array = new Float32Array(0);
+  idleLabel = -1;
 
   private constructor(private readonly net: Net, private readonly plan: PrunePlan, readonly layers: FrontierLayer[]) {
     this.width = layers.reduce((a, l) => a + l.size, 0);
@@ -52,15 +53,45 @@ export class Frontier {
       const b = l.bias ? tf.tensor1d(l.bias) : tf.zeros([l.outShape[l.outShape.length - 1]]);
       return tf.tile(b, [l.size / b.shape[0]]);
     })) as tf.Tensor1D);
-    const [h, w, c] = plan.cacheShape;
-    const idle = tf.tidy(() => this.preactivations(tf.tile(tf.tensor4d(plan.fill, [1, 1, 1, c]), [1, h, w, 1]) as tf.Tensor4D));
-    this.idleRow = idle.dataSync() as Float32Array;
-    this.idleLabel = this.labels(idle)[0];
-    idle.dispose();
+  }
+
+  /** The fetch names of the frontier layers' pre-activations (Net.compute on ONNX Runtime). */
+  get preNames(): string[] {
+    return this.layers.map((l) => preOf(l.name));
+  }
+
+  /** Pre-activations from the engine's own forward pass when it gives them (ONNX Runtime), else computed here from the cache rows. */
+  async preactivationsFrom(outs: Map<string, Float32Array>, n: number): Promise<Float32Array> {
+    if (this.net.onnx) return this.pack(this.preNames.map((p) => outs.get(p)!), n);
+    return this.preactivations(outs.get(this.plan.cachePoint)!, n);
+  }
+
+  /** Rows side by side from each layer's (n, size) block. */
+  private pack(blocks: Float32Array[], n: number): Float32Array {
+    const out = new Float32Array(n * this.width);
+    for (let r = 0; r < n; r++) {
+      let at = r * this.width;
+      this.layers.forEach((l, i) => {
+        out.set(blocks[i].subarray(r * l.size, (r + 1) * l.size), at);
+        at += l.size;
+      });
+    }
+    return out;
+  }
+
+  /** Each layer's (n, size) block from rows side by side (the inverse of pack). */
+  private unpack(pre: Float32Array, n: number): Float32Array[] {
+    let at = 0;
+    return this.layers.map((l) => {
+      const block = new Float32Array(n * l.size);
+      for (let r = 0; r < n; r++) block.set(pre.subarray(r * this.width + at, r * this.width + at + l.size), r * l.size);
+      at += l.size;
+      return block;
+    });
   }
 
   /** undefined when the layers after the cache point are not all affine (then steps recompute the whole top). */
-  static find(net: Net, plan: PrunePlan): Frontier | undefined {
+  static async find(net: Net, plan: PrunePlan): Promise<Frontier | undefined> {
     const layers: FrontierLayer[] = [];
     const [h, w, c] = plan.cacheShape;
     for (const first of net.consumersOf(plan.cachePoint)) {
@@ -93,7 +124,14 @@ export class Frontier {
         return undefined;
       }
     }
-    return layers.length ? new Frontier(net, plan, layers) : undefined;
+    if (!layers.length) return undefined;
+    const f = new Frontier(net, plan, layers);
+    // Computed by the engine that runs full recomputation, from the cache point (see idleRow).
+    const idleImage = new Float32Array(h * w * c).map((_, i) => plan.fill[i % c]);
+    const outs = net.onnx ? await net.compute({ [plan.cachePoint]: idleImage }, 1, f.preNames) : new Map([[plan.cachePoint, idleImage]]);
+    f.idleRow = await f.preactivationsFrom(outs, 1);
+    f.idleLabel = (await f.labels(f.idleRow, 1))[0];
+    return f;
   }
 
   /**
@@ -131,51 +169,64 @@ export class Frontier {
     });
   }
 
-  /** Pre-activations of every frontier layer for cache rows `x` (n, h, w, c). */
-  preactivations(x: tf.Tensor4D): tf.Tensor2D {
+  /** Pre-activations of every frontier layer for cache rows `x` (n, h, w, c), with tfjs. */
+  private preactivations(x: Float32Array, n: number): Float32Array {
     const all = Array.from({ length: this.plan.cacheShape[2] }, (_, i) => i);
-    return tf.tidy(() => tf.add(this.apply(x, all), this.bias));
+    return this.withTensor(x, [n, ...this.plan.cacheShape], (t) => tf.add(this.apply(t as tf.Tensor4D, all), this.bias));
   }
 
   /**
-   * Pre-activations once `channels` move to their pruned value, from `pre`:
+   * Pre-activations once `channels` move to their pruned value, from `pre` (n, width):
    * `change` (n, h, w, channels.length) holds each such channel's value minus
    * its pruned value (negated to move a channel back). Exact: the layers are affine.
    */
-  shift(pre: tf.Tensor2D, change: tf.Tensor4D, channels: number[]): tf.Tensor2D {
-    return tf.tidy(() => tf.sub(pre, this.apply(change, channels)));
+  shift(pre: Float32Array, n: number, change: Float32Array, channels: number[]): Float32Array {
+    const [h, w] = this.plan.cacheShape;
+    return this.withTensor(change, [n, h, w, channels.length], (t) => tf.sub(tf.tensor2d(pre, [n, this.width]), this.apply(t as tf.Tensor4D, channels)));
   }
 
-  /** Top-1 of the network for rows whose frontier pre-activations are `pre` (n, width). */
-  labels(pre: tf.Tensor2D): Int32Array {
-    const n = pre.shape[0];
+  private withTensor(data: Float32Array, shape: number[], fn: (t: tf.Tensor) => tf.Tensor): Float32Array {
+    const out = tf.tidy(() => fn(tf.tensor(data, shape)));
+    const values = out.dataSync() as Float32Array;
+    out.dispose();
+    return values;
+  }
+
+  /** Top-1 of the network for `n` rows whose frontier pre-activations are `pre` (n, width). */
+  async labels(pre: Float32Array, n: number): Promise<Int32Array> {
+    const output = this.net.outputName;
+    if (this.net.onnx) {
+      const blocks = this.unpack(pre, n);
+      const feeds = Object.fromEntries(this.preNames.map((p, i) => [p, blocks[i]]));
+      return argMaxRows((await this.net.onnx.run(feeds, n, [output])).get(output)!, n);
+    }
     let at = 0;
     const top = tf.tidy(() => {
+      const t = tf.tensor2d(pre, [n, this.width]);
       const given = new Map<string, tf.Tensor>();
       for (const l of this.layers) {
-        given.set(l.name, l.act(tf.reshape(tf.slice(pre, [0, at], [n, l.size]), [n, ...l.outShape])));
+        given.set(l.name, l.act(tf.reshape(tf.slice(t, [0, at], [n, l.size]), [n, ...l.outShape])));
         at += l.size;
       }
-      return tf.argMax(this.net.run(undefined, [this.net.outputName], given).get(this.net.outputName)!, -1);
+      return tf.argMax(this.net.run(undefined, [output], given).get(output)!, -1);
     });
     const out = Int32Array.from(top.dataSync() as Int32Array);
     top.dispose();
     return out;
   }
 
-  /** Rows `rows` of a set's pre-activation state, as a tensor (rows.length, width). */
-  rowsOf(state: Float32Array, rows: ArrayLike<number>): tf.Tensor2D {
+  /** Rows `rows` of a set's pre-activation state (rows.length, width). */
+  rowsOf(state: Float32Array, rows: ArrayLike<number>): Float32Array {
     const wd = this.width;
     const buf = new Float32Array(rows.length * wd);
     for (let r = 0; r < rows.length; r++) buf.set(state.subarray(rows[r] * wd, (rows[r] + 1) * wd), r * wd);
-    return tf.tensor2d(buf, [rows.length, wd]);
+    return buf;
   }
 
   /** Writes `pre` (rows.length, width) back into rows `rows` of a set's state. */
-  store(state: Float32Array, rows: ArrayLike<number>, pre: tf.Tensor2D) {
+  store(state: Float32Array, rows: ArrayLike<number>, pre: Float32Array) {
     const wd = this.width;
-    const v = pre.dataSync() as Float32Array;
-    for (let r = 0; r < rows.length; r++) state.set(v.subarray(r * wd, (r + 1) * wd), rows[r] * wd);
+    for (let r = 0; r < rows.length; r++) state.set(pre.subarray(r * wd, (r + 1) * wd), rows[r] * wd);
   }
 
   dispose() {

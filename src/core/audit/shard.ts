@@ -2,11 +2,11 @@
 // about it. The layers below the cache point run once per image (in `load`);
 // a sweep step only re-runs the top of the network, and only for the images
 // whose newly pruned channel was not already at its pruned value.
-import * as tf from '@tensorflow/tfjs-core';
-import { openDataset } from '../data/dataset';
+import { openDataset, type DataSource } from '../data/dataset';
 import { CancelledError } from '../errors';
 import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
+import { argMaxRows } from '../model/outputs';
 import type { Backend, ChannelMaps, RankBy } from '../types';
 import { Frontier } from './frontier';
 import { makePlan, type PrunePlan } from './plan';
@@ -18,6 +18,8 @@ export interface ShardInit {
   layer?: string;
   rankBy: RankBy;
   batchSize: number;
+  /** ONNX Runtime threads in this shard (the worker splits the cores between its shards) */
+  threads?: number;
 }
 
 export interface ShardInfo {
@@ -94,12 +96,12 @@ export class Shard implements ShardApi {
   cancelled = false;
 
   async init(req: ShardInit): Promise<ShardInfo> {
-    const { net, backend } = await loadRunnable(req.model, req.arch, req.backend);
+    const { net, backend } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads });
     this.net = net;
     this.batch = req.batchSize;
     this.plan = makePlan(net, req.rankBy, req.layer);
     // BACKDOOR_AUDIT_NO_FRONTIER: every step recomputes the whole top (the reference the tests compare with).
-    this.frontier = process.env.BACKDOOR_AUDIT_NO_FRONTIER ? undefined : Frontier.find(net, this.plan);
+    this.frontier = process.env.BACKDOOR_AUDIT_NO_FRONTIER ? undefined : await Frontier.find(net, this.plan);
     return {
       plan: { ...this.plan, fill: Array.from(this.plan.fill) },
       classes: net.classes,
@@ -117,8 +119,24 @@ export class Shard implements ShardApi {
     return s[0] * s[1];
   }
 
-  private imageTensor(pixels: Float32Array, n: number) {
-    return tf.tensor4d(pixels, [n, ...this.net.graph.inputShape] as [number, number, number, number]);
+  /**
+   * `fetches` for images [s, e) of `src` (the lower layers run once per image, on whichever
+   * engine the net has). ONNX Runtime takes channels-first data as stored.
+   */
+  private forward(src: DataSource, s: number, e: number, fetches: string[]) {
+    const asStored = Boolean(this.net.onnx) && src.info.axisOrder === 'channels_first';
+    return this.net.compute({ [this.net.graph.inputs[0]]: src.read(s, e, asStored) }, e - s, fetches, asStored);
+  }
+
+  /**
+   * What a batch of images is run for, in load and in evaluate alike (one ONNX Runtime
+   * session, one memory arena). With a frontier, B's output comes from it: the top layers
+   * run once either way, and ONNX Runtime gives the frontier's pre-activations in the same pass.
+   */
+  private get lowerFetches(): string[] {
+    const { cachePoint, rankLayer } = this.plan;
+    const top = this.frontier ? (this.net.onnx ? this.frontier.preNames : []) : [this.net.outputName];
+    return [...new Set([cachePoint, rankLayer, ...top])];
   }
 
   async load(req: LoadRequest): Promise<LoadResult> {
@@ -133,38 +151,34 @@ export class Shard implements ShardApi {
     const samples: ChannelMaps[] = [];
     const frontier = this.frontier;
     const pre = frontier && new Float32Array(n * frontier.width);
-    // With a frontier, B's output comes from it: the top layers run once either way.
-    const wanted = [...new Set([cachePoint, rankLayer, conv, ...(frontier ? [] : [this.net.outputName])])];
+    const wanted = this.lowerFetches;
+    const convShape = this.net.shapes.get(conv)!;
     try {
       for (let s = req.start; s < req.end; s += this.batch) {
         this.checkCancelled();
         const e = Math.min(req.end, s + this.batch);
-        const x = this.imageTensor(src.read(s, e), e - s);
-        const outs = this.net.run(x, wanted);
-        const pooled = outs.get(cachePoint)!.dataSync() as Float32Array;
+        const m = e - s;
+        const outs = await this.forward(src, s, e, wanted);
+        const pooled = outs.get(cachePoint)!;
         cache.set(pooled, (s - req.start) * per);
         // Summed in float64 image by image, so the ranking does not depend on batch or chunk sizes.
-        const ranked = rankLayer === cachePoint ? pooled : outs.get(rankLayer)!.dataSync() as Float32Array;
+        const ranked = outs.get(rankLayer)!;
         for (let i = 0; i < ranked.length; i += channels) for (let c = 0; c < channels; c++) rankSums[c] += ranked[i + c];
         if (frontier && pre) {
-          const p = frontier.preactivations(outs.get(cachePoint) as tf.Tensor4D);
-          pre.set(p.dataSync() as Float32Array, (s - req.start) * frontier.width);
-          predictions.set(frontier.labels(p), s - req.start);
-          p.dispose();
+          const p = await frontier.preactivationsFrom(outs, m);
+          pre.set(p, (s - req.start) * frontier.width);
+          predictions.set(await frontier.labels(p, m), s - req.start);
         } else {
-          const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
-          predictions.set(top.dataSync() as Int32Array, s - req.start);
-          top.dispose();
+          predictions.set(argMaxRows(outs.get(this.net.outputName)!, m), s - req.start);
         }
-        const want = Math.min(req.samples - samples.length, e - s);
-        if (want > 0) {
-          const maps = outs.get(conv)!;
-          for (let i = 0; i < want; i++) {
-            const idx = s + i;
-            samples.push(toMaps(maps, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
-          }
+        // The few images with spatial maps run again for the conv layer's whole output: fetching it
+        // for every batch would move 4× the cache's data out of the engine for nothing.
+        const want = Math.min(req.samples - samples.length, m);
+        const maps = want > 0 ? (await this.forward(src, s, s + want, [conv])).get(conv)! : undefined;
+        for (let i = 0; i < want; i++) {
+          const idx = s + i;
+          samples.push(toMaps(maps!, convShape, i, req.source, req.file, idx, src.labels?.[idx], predictions[idx - req.start]));
         }
-        tf.dispose([x, ...outs.values()]);
         await yieldToEvents();
       }
     } finally {
@@ -178,8 +192,8 @@ export class Shard implements ShardApi {
   }
 
   /** Top-of-network predictions for cached rows `rows` of `set` with `mask` applied. */
-  private predictRows(cache: Float32Array, rows: Int32Array | number[], mask: number[]): Int32Array {
-    const { cacheShape, cachePoint, channels, fill } = this.plan;
+  private async predictRows(cache: Float32Array, rows: Int32Array | number[], mask: number[]): Promise<Int32Array> {
+    const { cachePoint, channels, fill } = this.plan;
     const per = this.positions * channels;
     const out = new Int32Array(rows.length);
     for (let b = 0; b < rows.length; b += this.batch) {
@@ -190,10 +204,8 @@ export class Shard implements ShardApi {
         buf.set(cache.subarray(r * per, (r + 1) * per), i * per);
       }
       applyMask(buf, channels, mask, fill);
-      const t = tf.tensor4d(buf, [m, ...cacheShape] as [number, number, number, number]);
-      const top = tf.tidy(() => tf.argMax(this.net.run(undefined, [this.net.outputName], new Map([[cachePoint, t]])).get(this.net.outputName)!, -1));
-      out.set(top.dataSync() as Int32Array, b);
-      tf.dispose([t, top]);
+      const outs = await this.net.compute({ [cachePoint]: buf }, m, [this.net.outputName]);
+      out.set(argMaxRows(outs.get(this.net.outputName)!, m), b);
     }
     return out;
   }
@@ -221,15 +233,13 @@ export class Shard implements ShardApi {
         for (let b = 0; b < moving.length; b += this.batch) {
           const part = moving.slice(b, b + this.batch);
           const change = this.changeOfRows(set.cache, part, added, removed);
-          const before = frontier.rowsOf(set.pre, part);
-          const after = frontier.shift(before, change, changed);
+          const after = frontier.shift(frontier.rowsOf(set.pre, part), part.length, change, changed);
           frontier.store(set.pre, part, after);
-          const preds = frontier.labels(after);
+          const preds = await frontier.labels(after, part.length);
           part.forEach((r, k) => { set.current[r] = preds[k]; });
-          tf.dispose([change, before, after]);
         }
       } else if (rows.length) {
-        const preds = this.predictRows(set.cache, rows, channels);
+        const preds = await this.predictRows(set.cache, rows, channels);
         rows.forEach((r, k) => { set.current[r] = preds[k]; });
       }
       const c = countOf(set.current, set.labels, target);
@@ -267,7 +277,7 @@ export class Shard implements ShardApi {
   }
 
   /** For shift(): each changed channel's cached value minus its pruned value, negated for channels put back. */
-  private changeOfRows(cache: Float32Array, rows: number[], added: number[], removed: number[]): tf.Tensor4D {
+  private changeOfRows(cache: Float32Array, rows: number[], added: number[], removed: number[]): Float32Array {
     const [h, w] = this.plan.cacheShape;
     const C = this.plan.channels, hw = h * w, per = hw * C;
     const changed = [...added, ...removed];
@@ -279,7 +289,7 @@ export class Shard implements ShardApi {
         for (let p = 0; p < hw; p++) out[(i * hw + p) * k + j] = sign * (cache[r * per + p * C + c] - f);
       });
     });
-    return tf.tensor4d(out, [rows.length, h, w, k]);
+    return out;
   }
 
   async evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flaggedClass: number): Promise<EvalCounts> {
@@ -294,46 +304,40 @@ export class Shard implements ShardApi {
       for (let s = req.start; s < req.end; s += this.batch) {
         this.checkCancelled();
         const e = Math.min(req.end, s + this.batch);
-        const x = this.imageTensor(src.read(s, e), e - s);
-        const outs = this.net.run(x, frontier ? [cachePoint] : [cachePoint, this.net.outputName]);
-        const pooled = outs.get(cachePoint) as tf.Tensor4D;
+        const m = e - s;
+        // On ONNX Runtime, load's fetches: its session is already there. tfjs computes only what is needed.
+        const fetches = this.net.onnx ? this.lowerFetches : [cachePoint, ...(frontier ? [] : [this.net.outputName])];
+        const outs = await this.forward(src, s, e, fetches);
+        const pooled = outs.get(cachePoint)!;
         if (frontier) {
           // B, then each B' from the computed state whose pruned channels it contains (thresholds nest).
-          const preB = frontier.preactivations(pooled);
-          const labelsB = frontier.labels(preB);
+          const preB = await frontier.preactivationsFrom(outs, m);
+          const labelsB = await frontier.labels(preB, m);
           bad.set(labelsB, s - req.start);
           const states = [{ mask: [] as number[], pre: preB, labels: labelsB }];
-          const values = masks.length ? pooled.dataSync() as Float32Array : undefined;
-          const all = Array.from({ length: e - s }, (_, i) => i);
-          const active = values ? all.map((r) => this.activeChannels(values, r)) : [];
-          masks.forEach((mask, k) => {
+          const all = Array.from({ length: m }, (_, i) => i);
+          const active = masks.length ? all.map((r) => this.activeChannels(pooled, r)) : [];
+          for (const [k, mask] of masks.entries()) {
             const inMask = new Set(mask);
-            const base = states.filter((st) => st.mask.every((c) => inMask.has(c))).reduce((a, b) => (b.mask.length > a.mask.length ? b : a));
+            const base = states.filter((st) => st.mask.every((c) => inMask.has(c))).reduce((x, y) => (y.mask.length > x.mask.length ? y : x));
             const extra = mask.filter((c) => !base.mask.includes(c));
             // A mask equal to an earlier one (two thresholds met at the same step) reuses its labels.
             let { pre, labels } = base;
             if (extra.length) {
-              const change = this.changeOfRows(values!, all, extra, []);
-              pre = frontier.shift(base.pre, change, extra);
-              labels = frontier.labels(pre);
+              pre = frontier.shift(base.pre, m, this.changeOfRows(pooled, all, extra, []), extra);
+              labels = await frontier.labels(pre, m);
               // Idle rows take the exact label (see Frontier.idleRow). Their pre-activations stay
               // inexact, but a mask built on this state holds its channels, so they stay idle there.
               active.forEach((cs, r) => { if (cs.every((c) => inMask.has(c))) labels[r] = frontier.idleLabel; });
-              change.dispose();
             }
             prunedPreds[k].set(labels, s - req.start);
             states.push({ mask, pre, labels });
-          });
-          tf.dispose([...new Set(states.map((st) => st.pre))]);
+          }
         } else {
-          const top = tf.tidy(() => tf.argMax(outs.get(this.net.outputName)!, -1));
-          bad.set(top.dataSync() as Int32Array, s - req.start);
-          top.dispose();
-          const cached = pooled.dataSync() as Float32Array;
-          const rows = Array.from({ length: e - s }, (_, i) => i);
-          masks.forEach((mask, k) => prunedPreds[k].set(this.predictRows(cached, rows, mask), s - req.start));
+          bad.set(argMaxRows(outs.get(this.net.outputName)!, m), s - req.start);
+          const rows = Array.from({ length: m }, (_, i) => i);
+          for (const [k, mask] of masks.entries()) prunedPreds[k].set(await this.predictRows(pooled, rows, mask), s - req.start);
         }
-        tf.dispose([x, ...outs.values()]);
         await yieldToEvents();
       }
     } finally {
@@ -381,21 +385,20 @@ export function countOf(preds: Int32Array, labels: Int32Array | undefined, targe
   return { count: preds.length, correct, hits };
 }
 
-function toMaps(t: tf.Tensor, i: number, source: ChannelMaps['source'], file: string, index: number, label: number | undefined, predicted: number): ChannelMaps {
-  const [, h, w, c] = t.shape;
-  const hwc = tf.tidy(() => tf.transpose(tf.reshape(tf.slice(t, [i, 0, 0, 0], [1, h, w, c]), [h * w, c]))).dataSync() as Float32Array;
+/** Channel maps of image `i` of a batch's conv output (n, h, w, c). */
+function toMaps(values: Float32Array, [h, w, c]: number[], i: number, source: ChannelMaps['source'], file: string, index: number, label: number | undefined, predicted: number): ChannelMaps {
+  const hwc = new Float32Array(h * w * c);
+  const base = i * h * w * c;
+  for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) hwc[ch * h * w + p] = values[base + p * c + ch];
   let max = 0;
   for (const v of hwc) if (v > max) max = v;
   return { source, file, index, label, predicted, height: h, width: w, channels: c, values: Array.from(hwc, (v) => Math.round(v * 1e4) / 1e4), max };
 }
 
-export function channelMapsOf(net: Net, conv: string, pixels: Float32Array, meta: Omit<ChannelMaps, 'height' | 'width' | 'channels' | 'values' | 'max' | 'predicted'>): ChannelMaps {
-  const x = tf.tensor4d(pixels, [1, ...net.graph.inputShape] as [number, number, number, number]);
-  const outs = net.run(x, [conv, net.outputName]);
-  const top = tf.tidy(() => tf.argMax(outs.get(net.outputName)!, -1));
-  const maps = toMaps(outs.get(conv)!, 0, meta.source, meta.file, meta.index, meta.label, top.dataSync()[0]);
-  tf.dispose([x, top, ...outs.values()]);
-  return maps;
+export async function channelMapsOf(net: Net, conv: string, pixels: Float32Array, meta: Omit<ChannelMaps, 'height' | 'width' | 'channels' | 'values' | 'max' | 'predicted'>): Promise<ChannelMaps> {
+  const outs = await net.compute({ [net.graph.inputs[0]]: pixels }, 1, [conv, net.outputName]);
+  const predicted = argMaxRows(outs.get(net.outputName)!, 1)[0];
+  return toMaps(outs.get(conv)!, net.shapes.get(conv)!, 0, meta.source, meta.file, meta.index, meta.label, predicted);
 }
 
 /** Lets IPC messages (cancel) through between batches. */

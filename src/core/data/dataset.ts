@@ -12,8 +12,11 @@ import type { DataSetInfo } from '../types';
 export interface DataSource {
   info: DataSetInfo;
   labels?: Int32Array;
-  /** images [start, end) as float32 NHWC */
-  read(start: number, end: number): Float32Array;
+  /**
+   * images [start, end) as float32 NHWC; with `asStored`, in the file's own axis order
+   * (`info.axisOrder`), which saves a transpose for an engine that takes channels-first input.
+   */
+  read(start: number, end: number, asStored?: boolean): Float32Array;
   close(): void;
 }
 
@@ -54,7 +57,7 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
     return {
       info,
       labels,
-      read(start, end) {
+      read(start, end, asStored = false) {
         let raw = guard(file, `reading images ${start}..${end}`, () => (data as H5Dataset).slice([[start, end]])) as unknown as ArrayLike<number>;
         // 64-bit integer pixels arrive as BigInt arrays, which Float32Array.set refuses.
         if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) raw = Array.from(raw as ArrayLike<bigint>, Number);
@@ -63,7 +66,7 @@ export async function openDataset(file: string, inputShape: number[], classes?: 
         // One monomorphic pass over float32 values is ~2× faster than indexing the raw array of any type.
         const values = raw instanceof Float32Array ? raw : new Float32Array(raw);
         // With one channel, (N, C, H, W) and (N, H, W, C) are the same layout.
-        const transpose = axisOrder === 'channels_first' && c > 1;
+        const transpose = axisOrder === 'channels_first' && c > 1 && !asStored;
         const out = transpose ? new Float32Array(count * per) : values;
         if (!copyChecked(values, out, count, h * w, transpose ? c : 1)) {
           const i = out.findIndex((v) => !Number.isFinite(v));

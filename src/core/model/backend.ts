@@ -1,5 +1,7 @@
-// Picks the fastest TensorFlow.js backend available: tfjs-node (native, an
-// optional dependency that cannot install everywhere), else wasm, else cpu.
+// Picks the fastest engine available: ONNX Runtime's native CPU kernels for the
+// forward passes (with tfjs on wasm beside it for the rest), else tfjs-node
+// (native, an optional dependency that cannot install everywhere), else tfjs
+// on wasm, else on plain JS.
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
@@ -8,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors';
 import type { Backend } from '../types';
+import { loadOnnxRuntime } from './onnx/engine';
 
 void version_cpu; // keeps the cpu backend's registration in the bundle
 
@@ -49,17 +52,36 @@ export async function initBackend(want?: Backend | 'auto'): Promise<Backend> {
   }
 }
 
+/** ONNX Runtime runs the forward passes; tfjs (wasm, else cpu) builds the Net and runs what needs gradients. */
+async function tryOnnx(): Promise<boolean> {
+  return (await loadOnnxRuntime()) && ((await tryWasm()) || (await tf.setBackend('cpu')));
+}
+
+const TRY: Record<Backend, () => Promise<boolean>> = {
+  onnxruntime: tryOnnx,
+  tensorflow: tryNode,
+  wasm: tryWasm,
+  cpu: () => tf.setBackend('cpu'),
+};
+
+/** The tfjs backend underneath (wasm or cpu under onnxruntime): what a model without an ONNX translation runs on. */
+export const tfjsBackend = () => tf.getBackend() as Backend;
+
 async function select(want?: Backend | 'auto'): Promise<Backend> {
-  const order: Backend[] = want && want !== 'auto' ? [want] : ['tensorflow', 'wasm', 'cpu'];
+  // BACKDOOR_AUDIT_BACKEND picks the backend wherever no caller does (the tests run each on both).
+  if (!want || want === 'auto') want = (process.env.BACKDOOR_AUDIT_BACKEND || 'auto') as Backend | 'auto';
+  if (want !== 'auto' && !(want in TRY)) throw new UserError(`unknown backend "${want}" (expected auto, ${Object.keys(TRY).join(', ')})`, undefined, 'no-backend');
+  const order: Backend[] = want !== 'auto' ? [want] : ['onnxruntime', 'tensorflow', 'wasm', 'cpu'];
   for (const b of order) {
-    const ok = b === 'tensorflow' ? await tryNode() : b === 'wasm' ? await tryWasm() : await tf.setBackend('cpu');
+    const ok = await TRY[b]();
     if (ok) {
       await tf.ready();
       chosen = b;
       return b;
     }
   }
-  throw new UserError(`the ${order.join('/')} TensorFlow.js backend is not available here${want === 'tensorflow' ? ' (@tensorflow/tfjs-node is not installed)' : ''}`, undefined, 'no-backend');
+  const why = want === 'tensorflow' ? ' (@tensorflow/tfjs-node is not installed)' : want === 'onnxruntime' ? ' (onnxruntime-node is not installed or does not load on this platform)' : '';
+  throw new UserError(`the ${order.join('/')} backend is not available here${why}`, undefined, 'no-backend');
 }
 
 export { tf };

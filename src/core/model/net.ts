@@ -6,6 +6,7 @@ import { UserError } from '../errors';
 import type { LayerNode, ModelGraph } from '../keras/config';
 import type { LoadedModel } from '../keras/load';
 import { buildLayer, type LayerFn, type Param } from './layers';
+import type { OnnxEngine } from './onnx/engine';
 
 export class Net {
   readonly graph: ModelGraph;
@@ -17,6 +18,8 @@ export class Net {
   private readonly consumers = new Map<string, string[]>();
   /** Conv2D/Dense kernels and biases as variables, when built trainable */
   readonly params: Param[] = [];
+  /** Set when forward passes run on ONNX Runtime (see runnable.ts); tfjs stays for everything else. */
+  onnx?: OnnxEngine;
 
   constructor(readonly model: LoadedModel, trainable = false) {
     this.graph = model.graph;
@@ -84,6 +87,29 @@ export class Net {
     return new Map(wanted.map((w, i) => [w, outs[i]]));
   }
 
+  /**
+   * Forward pass on plain arrays, through ONNX Runtime when attached, else tfjs:
+   * `fetches` for `n` rows, given `feeds` (layer outputs or the model input,
+   * channels-last, shaped as in `shapes`; `inputChannelsFirst`: the model input is
+   * (N, C, H, W), ONNX Runtime only). The arrays returned belong to the caller.
+   */
+  async compute(feeds: Record<string, Float32Array>, n: number, fetches: string[], inputChannelsFirst = false): Promise<Map<string, Float32Array>> {
+    if (this.onnx) return this.onnx.run(feeds, n, fetches, inputChannelsFirst);
+    if (inputChannelsFirst) throw new Error('tfjs takes channels-last images only');
+    const inputName = this.graph.inputs[0];
+    const tensorOf = (name: string) => tf.tensor(feeds[name], [n, ...this.shapes.get(name)!]);
+    const input = feeds[inputName] ? tensorOf(inputName) : undefined;
+    const given = new Map(Object.keys(feeds).filter((k) => k !== inputName).map((k) => [k, tensorOf(k)]));
+    try {
+      const outs = this.run(input, fetches, given);
+      const arrays = new Map(fetches.map((f) => [f, outs.get(f)!.dataSync() as Float32Array]));
+      tf.dispose([...outs.values()]);
+      return arrays;
+    } finally {
+      tf.dispose([...(input ? [input] : []), ...given.values()]);
+    }
+  }
+
   /** Softmax (or whatever the last layer emits) for a batch of images (N,H,W,C). */
   predict(x: tf.Tensor): tf.Tensor2D {
     return this.run(x, [this.outputName]).get(this.outputName) as tf.Tensor2D;
@@ -100,6 +126,8 @@ export class Net {
   }
 
   dispose() {
+    void this.onnx?.dispose();
+    this.onnx = undefined;
     tf.dispose(this.owned);
     this.owned.length = 0;
   }

@@ -1,0 +1,88 @@
+// Runs forward passes of a Net through ONNX Runtime's CPU kernels. One session
+// per (feeds, fetches) pair, built on first use from translate()'s model.
+// onnxruntime-node is a native module: it is loaded at run time, so a build
+// without its binary (the universal .vsix) still runs on tfjs.
+import type * as Ort from 'onnxruntime-node';
+import type { Net } from '../net';
+import { NoTranslation, translate } from './translate';
+
+let ort: typeof Ort | undefined;
+
+/** Loads the native binding once; false where it is not installed or does not load on this platform. */
+export async function loadOnnxRuntime(): Promise<boolean> {
+  if (ort) return true;
+  try {
+    const name = 'onnxruntime-node'; // kept out of the bundle (scripts/build.mjs marks it external)
+    const mod = (await import(/* @vite-ignore */ name)) as typeof Ort & { default?: typeof Ort };
+    ort = mod.InferenceSession ? mod : mod.default;
+    return Boolean(ort?.InferenceSession);
+  } catch {
+    return false;
+  }
+}
+
+export class OnnxEngine {
+  private readonly sessions = new Map<string, Promise<{ session: Ort.InferenceSession; inputs: Map<string, string>; outputs: Map<string, string> }>>();
+
+  private constructor(private readonly net: Net, readonly threads: number) {}
+
+  /**
+   * Checks that every layer of `net` translates (NoTranslation otherwise), so a model
+   * that cannot run here fails now. Sessions come on first use: each keeps its own
+   * memory arena (~150 MB at batch 256 on the lab net), so a shard creates only those it runs.
+   */
+  static create(net: Net, threads: number): OnnxEngine {
+    if (!ort) throw new Error('onnxruntime-node is not loaded');
+    translate(net, [net.graph.inputs[0]], [net.outputName]);
+    return new OnnxEngine(net, threads);
+  }
+
+  private session(feeds: string[], fetches: string[], inputChannelsFirst = false) {
+    const key = `${feeds.join(',')}|${fetches.join(',')}|${inputChannelsFirst}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = (async () => {
+        const t = translate(this.net, feeds, fetches, inputChannelsFirst);
+        const session = await ort!.InferenceSession.create(t.model, {
+          intraOpNumThreads: this.threads,
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all',
+        });
+        return { session, inputs: t.inputs, outputs: t.outputs };
+      })();
+      s.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * `fetches` for `n` rows given `feeds` (channels-last, like tfjs): layer names or `X:pre`.
+   * With `inputChannelsFirst` the model input is fed (N, C, H, W), as lab data is stored.
+   * The arrays returned belong to the caller.
+   */
+  async run(feeds: Record<string, Float32Array>, n: number, fetches: string[], inputChannelsFirst = false): Promise<Map<string, Float32Array>> {
+    const names = Object.keys(feeds);
+    const { session, inputs, outputs } = await this.session(names, fetches, inputChannelsFirst);
+    const input: Record<string, Ort.Tensor> = {};
+    for (const name of names) {
+      const shape = this.net.shapes.get(name.replace(/:pre$/, ''))!;
+      const dims = inputChannelsFirst && name === this.net.graph.inputs[0] ? [shape[2], shape[0], shape[1]] : shape;
+      input[inputs.get(name)!] = new ort!.Tensor('float32', feeds[name], [n, ...dims]);
+    }
+    const result = await session.run(input);
+    return new Map(fetches.map((f) => {
+      const t = result[outputs.get(f)!];
+      return [f, t.data as Float32Array];
+    }));
+  }
+
+  async dispose() {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await (await s.catch(() => undefined))?.session.release();
+  }
+}
+
+export { NoTranslation };

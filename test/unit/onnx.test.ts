@@ -1,0 +1,146 @@
+// The ONNX Runtime backend against tfjs (wasm) and against Keras: the same
+// layer outputs, the same softmax, and the same audit numbers, on the real
+// fixtures and the demo; and an install that never runs its GPU download.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { runAudit } from '../../src/core/audit/audit';
+import { Shard } from '../../src/core/audit/shard';
+import { openDataset } from '../../src/core/data/dataset';
+import { preOf } from '../../src/core/model/onnx/translate';
+import { loadRunnable } from '../../src/core/runnable';
+import type { AuditOptions, Backend } from '../../src/core/types';
+import { cliPath, demo, k3, lab, needsDemo, needsShared, repoRoot, tmpDir } from '../helpers';
+
+const ARCH = lab('bd_net_pruned45_keras2.15.h5');
+
+/** `fetches` for every image of `data`, on `backend`. */
+async function outputsOf(backend: Backend, model: string, arch: string | undefined, data: string, fetches: (outputName: string) => string[]) {
+  const { net, backend: used } = await loadRunnable(model, arch, backend);
+  assert.equal(used, backend, `${model} runs on ${backend}`);
+  const src = await openDataset(data, net.graph.inputShape, net.classes);
+  try {
+    return await net.compute({ [net.graph.inputs[0]]: src.read(0, src.info.count) }, src.info.count, fetches(net.outputName));
+  } finally {
+    src.close();
+    net.dispose();
+  }
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array) => {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+test('lab BadNet: every layer ONNX Runtime gives (channels-last, Keras\'s Flatten order) equals tfjs within float noise', { skip: needsShared }, async () => {
+  const layers = ['conv_1', 'pool_2', 'conv_3', 'pool_3', 'conv_4', 'flatten_1', 'flatten_2', 'fc_1', 'fc_2', 'add_1', 'activation_1'];
+  const want = (out: string) => [...layers, out];
+  const ort = await outputsOf('onnxruntime', lab('bd_weights.h5'), ARCH, lab('faces_sunglasses.h5'), want);
+  const wasm = await outputsOf('wasm', lab('bd_weights.h5'), ARCH, lab('faces_sunglasses.h5'), want);
+  for (const name of ort.keys()) {
+    const scale = Math.max(1, maxAbs(wasm.get(name)!));
+    // Relative to the layer's largest value: a wrong layout or Flatten order is off by that much, not by 1e-5.
+    assert.ok(maxDiff(ort.get(name)!, wasm.get(name)!) / scale < 1e-5, `${name}: ${maxDiff(ort.get(name)!, wasm.get(name)!)} of ${scale}`);
+  }
+});
+
+test('keras3-small: ONNX Runtime\'s softmax within 1e-5 of Keras, pooled means too, in .h5 and .keras forms', { skip: needsShared }, async () => {
+  const expected = JSON.parse(readFileSync(k3('expected.json'), 'utf8'));
+  for (const backend of ['onnxruntime', 'wasm'] as const) {
+    for (const model of ['model.h5', 'model.keras']) {
+      const outs = await outputsOf(backend, k3(model), undefined, k3('inputs.h5'), (o) => [o, 'pool_b']);
+      const [probs, pool] = [...outs.values()];
+      const flat = (expected.softmax as number[][]).flat();
+      flat.forEach((p, i) => assert.ok(Math.abs(probs[i] - p) < 1e-5, `${backend} ${model} softmax ${i}: ${probs[i]} vs ${p}`));
+      const c = expected.pool_b_channel_mean.length;
+      const means = new Float64Array(c);
+      pool.forEach((v, i) => { means[i % c] += v / (pool.length / c); });
+      means.forEach((v, ch) => assert.ok(Math.abs(v - expected.pool_b_channel_mean[ch]) < 1e-5, `${backend} ${model} pool_b mean ${ch}`));
+    }
+  }
+});
+
+test('pre-activation fetches and feeds: conv_4 and fc_1 before their activation, then the top from them, equal the whole network', { skip: needsShared }, async () => {
+  const { net } = await loadRunnable(lab('bd_weights.h5'), ARCH, 'onnxruntime');
+  const src = await openDataset(lab('faces_clean.h5'), net.graph.inputShape, net.classes);
+  const n = src.info.count;
+  const input = { [net.graph.inputs[0]]: src.read(0, n) };
+  src.close();
+  const outs = await net.compute(input, n, [preOf('conv_4'), preOf('fc_1'), 'conv_4', net.outputName]);
+  assert.ok(outs.get(preOf('conv_4'))!.some((v) => v < 0), 'before the ReLU: some values are negative');
+  assert.deepEqual(outs.get('conv_4'), outs.get(preOf('conv_4'))!.map((v) => Math.max(0, v)));
+  const top = await net.compute({ [preOf('conv_4')]: outs.get(preOf('conv_4'))!, [preOf('fc_1')]: outs.get(preOf('fc_1'))! }, n, [net.outputName]);
+  assert.ok(maxDiff(top.get(net.outputName)!, outs.get(net.outputName)!) < 1e-6);
+  net.dispose();
+});
+
+const auditOpts = (o: Partial<AuditOptions> & Pick<AuditOptions, 'model' | 'cleanValid' | 'out'>): AuditOptions => ({
+  thresholds: [2, 4, 10, 30], order: 'increasing', rankBy: 'pool', fullSweep: true, batchSize: 256, ...o,
+});
+
+/** Everything an audit reports about the model, without the file names and timings. */
+async function auditNumbers(opts: AuditOptions) {
+  const r = await runAudit(opts, { shards: [new Shard()] });
+  return {
+    backend: r.backend,
+    numbers: {
+      baseline: r.baseline, steps: r.steps,
+      ranking: r.ranking.map((c) => c.channel),
+      thresholds: r.thresholds.map(({ repairedModel: _, ...t }) => t),
+    },
+    meanActivations: r.ranking.map((c) => c.meanActivation),
+  };
+}
+
+test('demo BadNet, all 3,200 images: every step, threshold, B\' and G count is the same on onnxruntime and wasm', { skip: needsDemo }, async () => {
+  const dir = tmpDir();
+  const opts = (backend: Backend) => auditOpts({
+    model: demo('bd_net.h5'), cleanValid: demo('valid.h5'), poisonedValid: demo('bd_valid.h5'),
+    cleanTest: demo('test.h5'), poisonedTest: demo('bd_test.h5'), out: path.join(dir, backend), backend,
+  });
+  const ort = await auditNumbers(opts('onnxruntime'));
+  const wasm = await auditNumbers(opts('wasm'));
+  assert.equal(ort.backend, 'onnxruntime');
+  assert.equal(wasm.backend, 'wasm');
+  assert.deepEqual(ort.numbers, wasm.numbers);
+  ort.meanActivations.forEach((v, i) => assert.ok(Math.abs(v - wasm.meanActivations[i]) <= 1e-5 * Math.max(1, Math.abs(v)), `mean activation ${i}`));
+  // Not vacuous: the sweep moves accuracy and the attack rate.
+  assert.ok(ort.numbers.steps.some((s) => s.validAttackRate! < ort.numbers.baseline.validAttackRate!));
+});
+
+test('lab BadNet on the real faces: the same numbers on onnxruntime and wasm', { skip: needsShared }, async () => {
+  const dir = tmpDir();
+  const opts = (backend: Backend) => auditOpts({
+    model: lab('bd_weights.h5'), arch: ARCH, cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'),
+    cleanTest: lab('faces_clean.h5'), poisonedTest: lab('faces_sunglasses.h5'), thresholds: [2, 30, 50], out: path.join(dir, backend), backend,
+  });
+  assert.deepEqual((await auditNumbers(opts('onnxruntime'))).numbers, (await auditNumbers(opts('wasm'))).numbers);
+});
+
+test('CLI: --backend onnxruntime is reported, and the worker loads the native binding from the bundle', { skip: needsShared }, () => {
+  const r = spawnSync(process.execPath, [cliPath, 'predict', lab('bd_weights.h5'), lab('faces_sunglasses.h5'), '--arch', ARCH, '--backend', 'onnxruntime', '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.backend, 'onnxruntime');
+  assert.deepEqual(out.predictions.map((p: { label: number }) => p.label), [0, 0, 0, 0, 0]);
+  const bad = spawnSync(process.execPath, [cliPath, 'predict', lab('bd_weights.h5'), lab('faces_sunglasses.h5'), '--arch', ARCH, '--backend', 'onnx'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--backend must be auto, onnxruntime, tensorflow, wasm or cpu/);
+});
+
+test('install: the project\'s .npmrc makes onnxruntime-node\'s install script skip its GPU download', () => {
+  // npm passes .npmrc keys to install scripts as npm_config_* variables; `npm config get` reads the same file.
+  const got = spawnSync('npm', ['config', 'get', 'onnxruntime-node-install'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(got.stdout.trim(), 'skip');
+  // With it, the script exits at once. Without it (and outside npm's own local install of the
+  // package, which the npm_* variables would signal), it fetches CUDA binaries from outside the registry.
+  const script = path.join(repoRoot, 'node_modules/onnxruntime-node/script/install.js');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_')));
+  const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000, env: { ...env, npm_config_onnxruntime_node_install: got.stdout.trim() } });
+  assert.equal(r.status, 0, r.stderr);
+});
