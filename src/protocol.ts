@@ -1,7 +1,7 @@
 // Every message that crosses a process or webview boundary. Host<->worker and
 // host<->webview share this one file; validators below check what arrives.
 import type {
-  AuditOptions, AuditReport, Backend, ChannelMaps, InspectResult, PredictResult, Progress,
+  AuditOptions, AuditReport, Backend, ChannelMaps, InspectResult, PredictResult, Progress, ScanOptions, ScanProgress, ScanReport,
 } from './core/types';
 
 export type * from './core/types';
@@ -12,6 +12,7 @@ export type WorkerJob =
   | { kind: 'inspect'; model: string; arch?: string }
   | { kind: 'predict'; model: string; inputs: string[]; arch?: string; backend?: Backend; batchSize?: number }
   | { kind: 'audit'; options: AuditOptions }
+  | { kind: 'scan'; options: ScanOptions }
   | { kind: 'channelMaps'; model: string; arch?: string; layer: string; file: string; index: number; source: ChannelMaps['source']; backend?: Backend };
 
 export type WorkerRequest =
@@ -26,10 +27,14 @@ export interface WorkerError {
   stack?: string;
 }
 
-export type JobResult = InspectResult | PredictResult | AuditReport | ChannelMaps;
+export type JobResult = InspectResult | PredictResult | AuditReport | ChannelMaps | ScanReport;
+
+/** An audit reports `Progress`, a scan `ScanProgress` (told apart by the job that was asked for). */
+export type JobProgress = Progress | ScanProgress;
+export type ProgressOf<T extends JobResult> = T extends ScanReport ? ScanProgress : Progress;
 
 export type WorkerMessage =
-  | { type: 'progress'; id: number; progress: Progress }
+  | { type: 'progress'; id: number; progress: JobProgress }
   | { type: 'log'; id: number; level: 'info' | 'warn'; message: string }
   | { type: 'result'; id: number; result: JobResult }
   | { type: 'error'; id: number; error: WorkerError }
