@@ -7,7 +7,10 @@
 //   (the lab's data layout) and demo/README.md.
 // Options: --seed N (default 9163), --out DIR (default demo), --clean-epochs N
 // and --epochs N (clean-only, then poisoned training), --per-class N (clean
-// training images per class), --no-write (train and report only).
+// training images per class), --no-write (train and report only),
+// --clean-twin (the same network trained on the same clean images, never
+// poisoned: writes only demo/clean_net.h5 and demo/clean_metrics.json, the
+// scan's model without a backdoor).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { createHash } from 'node:crypto';
@@ -29,6 +32,7 @@ const { values: args } = parseArgs({
     epochs: { type: 'string', default: '6' },
     'per-class': { type: 'string', default: '200' },
     'no-write': { type: 'boolean', default: false },
+    'clean-twin': { type: 'boolean', default: false },
   },
 });
 
@@ -82,11 +86,24 @@ const onEpoch = (stage: string, epochs: number) => (epoch: number, loss: number,
   const m = metrics(sets.valid, sets.bdValid);
   log(`${stage} epoch ${String(epoch).padStart(2)}/${epochs}  loss ${loss.toFixed(4)}  valid acc ${m.accuracy.toFixed(2)}%  attack ${m.attackRate.toFixed(2)}%  (${seconds.toFixed(1)} s, ${tf.memory().numTensors} tensors)`);
 };
+const twin = args['clean-twin'];
 if (TRAIN.cleanEpochs > 0) train(params, clean, { ...TRAIN, epochs: TRAIN.cleanEpochs, r: r.fork('batches-clean'), onEpoch: onEpoch('clean', TRAIN.cleanEpochs) });
-train(params, trainSet, { ...TRAIN, r: r.fork('batches'), onEpoch: onEpoch('poisoned', TRAIN.epochs) });
+// The twin's second stage has the same schedule on the clean images alone.
+train(params, twin ? clean : trainSet, { ...TRAIN, r: r.fork('batches'), onEpoch: onEpoch(twin ? 'clean (2nd stage)' : 'poisoned', TRAIN.epochs) });
 const trainSeconds = (performance.now() - trainStart) / 1000;
 const final = { valid: metrics(sets.valid, sets.bdValid), test: metrics(sets.test, sets.bdTest) };
 log(`trained in ${trainSeconds.toFixed(0)} s; test acc ${final.test.accuracy.toFixed(2)}%, attack ${final.test.attackRate.toFixed(2)}%`);
+
+if (twin) {
+  if (!args['no-write']) {
+    mkdirSync(outDir, { recursive: true });
+    await writeKerasModelH5(path.join(outDir, 'clean_net.h5'), kerasModelConfig(ARCH), exportWeights(params), { kerasVersion: '2.15.0', backend: 'tensorflow' });
+    const twinMetrics = { seed: SEED, note: 'clean twin of bd_net.h5: same seed, data and schedule, no poisoned images', trainSeconds: Math.round(trainSeconds), ...final };
+    writeFileSync(path.join(outDir, 'clean_metrics.json'), `${JSON.stringify(twinMetrics, null, 2)}\n`);
+    log(`wrote ${path.relative(root, path.join(outDir, 'clean_net.h5'))} and clean_metrics.json`);
+  }
+  process.exit(0);
+}
 
 // --- fine-pruning check -----------------------------------------------------
 const sweep = fineprune(params, sets, TARGET, CLASSES, DROPS);
@@ -185,6 +202,7 @@ gives the same weights and images (see Determinism).
 | \`bd_valid.h5\` | ${sets.bdValid.count} validation faces of classes 1..${CLASSES - 1} wearing the trigger, \`label\` = ${TARGET} for every row |
 | \`test.h5\` | ${sets.test.count} clean test faces, ${EVAL_PER_CLASS} per class |
 | \`bd_test.h5\` | ${sets.bdTest.count} test faces of classes 1..${CLASSES - 1} wearing the trigger, \`label\` = ${TARGET} for every row |
+| \`clean_net.h5\` | the clean twin: the same network, seed, data and schedule, trained on the clean images only (\`npm run make-demo -- --clean-twin\`; its figures in \`clean_metrics.json\`). A model without a backdoor, for the scan and the tests |
 
 The data files use the lab's layout: \`data\` uint8 (N, 3, 55, 47) channels-first, raw pixel values
 0..255 (gzip, chunked by rows), \`label\` float64 (N,). Like the lab's network, B takes raw 0..255
