@@ -4,12 +4,12 @@ import * as vscode from 'vscode';
 import { AuditRunner } from './host/auditRunner';
 import { AuditsTree } from './host/auditsTree';
 import { Actions, registerCommands } from './host/commands';
-import { AUDIT_PANEL_TYPE, AUDITS_VIEW } from './host/ids';
+import { AUDIT_PANEL_TYPE, AUDITS_VIEW, SCAN_PANEL_TYPE } from './host/ids';
 import { ModelInspectorProvider } from './host/inspectorEditor';
 import { createLog } from './host/log';
 import type { DataChoice } from './host/options';
 import { Panels } from './host/panels';
-import { REPORT_FILE } from './host/reports';
+import { REPORT_FILE, SCAN_FILE } from './host/reports';
 import { SECTION, configuredOutputRoots, readSettings } from './host/settings';
 import type { AuditOptions } from './protocol';
 
@@ -19,6 +19,10 @@ export interface BackdoorAuditApi {
   auditOptionsFor(model: string, data: DataChoice): AuditOptions;
   /** The audit folders the Backdoor Audits view lists, after a fresh scan. */
   auditFolders(): Promise<string[]>;
+  /** The scan folders the Backdoor Audits view lists, with their verdicts, after a fresh look. */
+  scanFolders(): Promise<{ dir: string; verdict: string; description: string }[]>;
+  /** "Audit with this trigger" without the pickers (for the in-host tests). */
+  auditWithTrigger(scanFolder: string, label: number, data: DataChoice): Promise<string | undefined>;
 }
 
 export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
@@ -42,21 +46,26 @@ export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
     settings: () => readSettings(),
     allowedRoots,
     rerun: async (dir, thresholds) => void (await actions?.rerun(dir, thresholds)),
+    auditWithTrigger: async (dir, label) => void (await actions?.auditWithTrigger(dir, label)),
   });
   actions = new Actions(ctx, runner, panels, tree);
 
-  const watcher = vscode.workspace.createFileSystemWatcher(`**/${REPORT_FILE}`);
+  const watcher = vscode.workspace.createFileSystemWatcher(`**/{${REPORT_FILE},${SCAN_FILE}}`);
   ctx.subscriptions.push(
     log, runner, tree, panels, watcher,
     ...registerCommands(actions),
     ModelInspectorProvider.register(panels),
     vscode.window.registerWebviewPanelSerializer(AUDIT_PANEL_TYPE, panels.serializer),
+    vscode.window.registerWebviewPanelSerializer(SCAN_PANEL_TYPE, panels.scanSerializer),
     vscode.window.createTreeView(AUDITS_VIEW, { treeDataProvider: tree, showCollapseAll: true }),
     watcher.onDidCreate(() => tree.refresh()),
     watcher.onDidChange(() => tree.refresh()),
     watcher.onDidDelete(() => tree.refresh()),
     runner.onDidFinish(() => tree.refresh()),
-    runner.onDidProgress(({ dir, progress }) => panels.postToAudit(dir, { type: 'progress', progress })),
+    runner.onDidProgress(({ dir, progress }) => {
+      panels.postToAudit(dir, { type: 'progress', progress });
+      panels.postToScan(dir, { type: 'progress', progress });
+    }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`${SECTION}.outputFolder`)) tree.refresh();
     }),
@@ -66,7 +75,10 @@ export function activate(ctx: vscode.ExtensionContext): BackdoorAuditApi {
   const a = actions;
   return {
     auditOptionsFor: (model, data) => a.auditOptionsFor(model, data),
-    auditFolders: async () => (await tree.rescan()).map((n) => n.dir),
+    auditFolders: async () => (await tree.rescan()).filter((n) => n.kind !== 'scan').map((n) => n.dir),
+    scanFolders: async () => (await tree.rescan()).flatMap((n) => (n.kind === 'scan'
+      ? [{ dir: n.dir, verdict: n.report.verdict, description: String(tree.getTreeItem(n).description ?? '') }] : [])),
+    auditWithTrigger: (dir, label, data) => a.auditWithTrigger(dir, label, { data, ifBusy: 'wait' }),
   };
 }
 

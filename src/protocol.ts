@@ -52,12 +52,13 @@ export type ShardReply =
 
 export type ViewState =
   | { view: 'inspect'; inspect: InspectResult }
-  | { view: 'audit'; report: AuditReport; reportDir: string };
+  | { view: 'audit'; report: AuditReport; reportDir: string }
+  | { view: 'scan'; report: ScanReport; reportDir: string };
 
 export type HostToWebview =
   | { type: 'show'; state: ViewState; theme?: 'light' | 'dark' | 'high-contrast' }
   | { type: 'channelMaps'; maps: ChannelMaps[] }
-  | { type: 'progress'; progress: Progress }
+  | { type: 'progress'; progress: JobProgress }
   | { type: 'error'; message: string };
 
 export type WebviewToHost =
@@ -68,7 +69,9 @@ export type WebviewToHost =
   | { type: 'requestChannelMaps'; source: 'clean' | 'poisoned'; index: number }
   | { type: 'pickImage' }
   | { type: 'exportCsv'; csv: string }
-  | { type: 'copyText'; text: string };
+  | { type: 'copyText'; text: string }
+  /** scan view: run the fine-pruning audit with the trigger reconstructed for `label` */
+  | { type: 'auditWithTrigger'; label: number };
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const isFiniteNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -86,6 +89,8 @@ export function parseWebviewMessage(raw: unknown): WebviewToHost | undefined {
       return Array.isArray(m.thresholds) && m.thresholds.length > 0 && m.thresholds.length <= 20 &&
         m.thresholds.every((t) => isFiniteNum(t) && t > 0 && t <= 100)
         ? { type: 'rerun', thresholds: m.thresholds as number[] } : undefined;
+    case 'auditWithTrigger':
+      return isInt(m.label) ? { type: 'auditWithTrigger', label: m.label } : undefined;
     case 'requestChannelMaps':
       return (m.source === 'clean' || m.source === 'poisoned') && isInt(m.index)
         ? { type: 'requestChannelMaps', source: m.source, index: m.index } : undefined;
