@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { BrowserContext, Page } from 'playwright-core';
+import { writeFileSync } from 'node:fs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { webviewHtml } from '../../webview/html';
 
 export const root = path.resolve(import.meta.dirname, '../..');
 export const outDir = path.join(root, 'test-results/webview');
@@ -83,3 +85,33 @@ export async function applyVsCodeDark(page: Page) {
   await page.waitForTimeout(200);
 }
 
+
+/**
+ * The host's page: webviewHtml() with file: URIs standing in for asWebviewUri(), and the
+ * acquireVsCodeApi() VS Code injects, recording what the webview posts and stores.
+ * Resolves once the page has said 'ready'; posted() takes what it sent since.
+ */
+export async function openVsCodePage(browser: Browser, name: string, title: string) {
+  const distUrl = pathToFileURL(path.join(root, 'dist')).href;
+  const file = path.join(outDir, `${name}.html`);
+  writeFileSync(file, webviewHtml({
+    scriptUri: `${distUrl}/webview.js`, styleUri: `${distUrl}/webview.css`, cspSource: 'file:', nonce: 'dGVzdG5vbmNlMTIzNDU2Nzg=', title,
+  }));
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+  await ctx.addInitScript({ content: `
+    window.__posted = [];
+    window.acquireVsCodeApi = () => ({
+      postMessage: (m) => window.__posted.push(m),
+      getState: () => JSON.parse(sessionStorage.getItem('vscodeState') || 'null'),
+      setState: (s) => sessionStorage.setItem('vscodeState', JSON.stringify(s)),
+    });` });
+  const page = await ctx.newPage();
+  const watch: Watch = { errors: [], csp: [], requests: [] };
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') watch.errors.push(m.text()); });
+  page.on('pageerror', (e) => watch.errors.push(e.message));
+  await page.goto(pathToFileURL(file).href);
+  await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
+  const posted = () => page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted.splice(0));
+  await posted();
+  return { ctx, page, watch, posted };
+}

@@ -17,9 +17,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { AuditReport, ScanReport } from '../../src/core/types';
 import type { ViewState } from '../../src/protocol';
 import { resultsMarkdown } from '../../webview/format';
-import { standaloneHtml, webviewHtml } from '../../webview/html';
+import { standaloneHtml } from '../../webview/html';
 import { candidatesMarkdown } from '../../webview/scanFormat';
-import { ARGS, CHROMIUM, applyVsCodeDark, assertClean, canvasColours, open, outDir, root } from './webview-browser';
+import { ARGS, CHROMIUM, applyVsCodeDark, assertClean, canvasColours, open, openVsCodePage, outDir, root } from './webview-browser';
 
 const demo = (f: string) => path.join(root, 'demo', f);
 const cli = (args: string[]) => execFileSync(process.execPath, [path.join(root, 'dist/cli.mjs'), ...args], { cwd: root, stdio: 'pipe' });
@@ -136,27 +136,7 @@ describe('scan view in Chromium', { timeout: 600_000 }, () => {
   });
 
   it('VS Code mode: "Audit with this trigger", Copy as Markdown and Reveal post their messages; reload restores the view', async () => {
-    const distUrl = pathToFileURL(path.join(root, 'dist')).href;
-    const file = path.join(outDir, 'vscode-scan.html');
-    writeFileSync(file, webviewHtml({
-      scriptUri: `${distUrl}/webview.js`, styleUri: `${distUrl}/webview.css`, cspSource: 'file:', nonce: 'c2Nhbm5vbmNlMTIzNDU2Nzg=', title: 'Scan',
-    }));
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
-    await ctx.addInitScript({ content: `
-      window.__posted = [];
-      window.acquireVsCodeApi = () => ({
-        postMessage: (m) => window.__posted.push(m),
-        getState: () => JSON.parse(sessionStorage.getItem('vscodeState') || 'null'),
-        setState: (s) => sessionStorage.setItem('vscodeState', JSON.stringify(s)),
-      });` });
-    const page = await ctx.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(m.text()); });
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).href);
-    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
-    const posted = () => page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted.splice(0));
-    await posted();
+    const { ctx, page, watch, posted } = await openVsCodePage(browser, 'vscode-scan', 'Scan');
 
     await page.evaluate((report) => window.postMessage({ type: 'show', state: { view: 'scan', report, reportDir: '/ws/bd_net.h5.scan' } }, '*'),
       scan as unknown as Record<string, unknown>);
@@ -181,7 +161,7 @@ describe('scan view in Chromium', { timeout: 600_000 }, () => {
     await page.reload();
     await page.waitForSelector('#candidates-table');
     assert.equal(await page.locator('#verdict .evidence li').count(), scan.evidence.length, 'restored from getState');
-    assert.deepEqual(errors, []);
+    assert.deepEqual(watch.errors, []);
     await ctx.close();
   });
 

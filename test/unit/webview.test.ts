@@ -16,8 +16,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import type { AuditReport, ChannelMaps, ChannelRank, InspectResult, SweepStep, ThresholdResult } from '../../src/core/types';
 import type { ViewState } from '../../src/protocol';
 import { resultsCsv, resultsMarkdown } from '../../webview/format';
-import { standaloneHtml, webviewHtml } from '../../webview/html';
-import { ARGS, CHROMIUM, applyVsCodeDark, assertClean, canvasColours, open, outDir, root, type Watch } from './webview-browser';
+import { standaloneHtml } from '../../webview/html';
+import { ARGS, CHROMIUM, applyVsCodeDark, assertClean, canvasColours, open, openVsCodePage, outDir, root } from './webview-browser';
 
 
 // ---------- a generated report, internally consistent ----------
@@ -366,29 +366,7 @@ describe('webview in Chromium', { timeout: 240_000 }, () => {
   });
 
   it('VS Code mode: strict CSP shell, messages to the host, state restored after reload', async () => {
-    // The host's page: webviewHtml() with file: URIs standing in for asWebviewUri(), and the
-    // acquireVsCodeApi() VS Code injects, recording what the webview posts and stores.
-    const distUrl = pathToFileURL(path.join(root, 'dist')).href;
-    const file = path.join(outDir, 'vscode.html');
-    writeFileSync(file, webviewHtml({
-      scriptUri: `${distUrl}/webview.js`, styleUri: `${distUrl}/webview.css`, cspSource: 'file:', nonce: 'dGVzdG5vbmNlMTIzNDU2Nzg=', title: 'Audit',
-    }));
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
-    await ctx.addInitScript({ content: `
-      window.__posted = [];
-      window.acquireVsCodeApi = () => ({
-        postMessage: (m) => window.__posted.push(m),
-        getState: () => JSON.parse(sessionStorage.getItem('vscodeState') || 'null'),
-        setState: (s) => sessionStorage.setItem('vscodeState', JSON.stringify(s)),
-      });` });
-    const page = await ctx.newPage();
-    const watch: Watch = { errors: [], csp: [], requests: [] };
-    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') watch.errors.push(m.text()); });
-    page.on('pageerror', (e) => watch.errors.push(e.message));
-    await page.goto(pathToFileURL(file).href);
-    await page.waitForFunction(() => (window as unknown as { __posted: { type: string }[] }).__posted.some((m) => m.type === 'ready'));
-    const posted = () => page.evaluate(() => (window as unknown as { __posted: unknown[] }).__posted.splice(0));
-    await posted();
+    const { ctx, page, watch, posted } = await openVsCodePage(browser, 'vscode', 'Audit');
 
     await page.evaluate((report) => window.postMessage({ type: 'show', state: { view: 'audit', report, reportDir: '/out' } }, '*'), full as unknown as Record<string, unknown>);
     await page.waitForSelector('#results-table');
