@@ -42,7 +42,7 @@ export type WorkerMessage =
 
 // ---------- audit worker <-> its shard processes (parallel inference) ----------
 
-export type ShardMethod = 'init' | 'load' | 'step' | 'evaluate' | 'dispose';
+export type ShardMethod = 'init' | 'load' | 'step' | 'evaluate' | 'dispose' | 'scanInit' | 'scanReconstruct';
 export type ShardCall = { type: 'call'; seq: number; method: ShardMethod; args: unknown[] } | { type: 'cancel' };
 export type ShardReply =
   | { type: 'reply'; seq: number; result: unknown }
