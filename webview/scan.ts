@@ -75,7 +75,7 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     card('Verdict', r.verdict, backdoor ? 'a label far easier to reach than the rest' : 'no label stands out', backdoor ? 'bad' : 'good'),
     card('Target label', top ? String(top.label) : '—', top ? `anomaly index ${num(top.anomalyIndex)}` : 'none'),
     card('Trigger attack rate', top ? pctUnit(top.triggerAttackRate) : '—', top ? 'reconstructed trigger, held-out clean images' : undefined, top && top.triggerAttackRate > 0.5 ? 'bad' : undefined),
-    card('Compromised channels', `${int(compromised.length)} / ${int(r.channels.length)}`, r.layer, compromised.length ? 'bad' : 'good'),
+    card('Compromised channels', `${int(compromised.length)} / ${int(r.channels.length)}`, r.layer, backdoor && compromised.length ? 'bad' : undefined),
   );
 
   const phases = Object.entries(r.timing.phases);
@@ -97,7 +97,8 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     cards,
     section('stimulation', 'Channel stimulation', stimulationChart(r)),
     section('candidates', 'Reconstructed triggers', candidatesSection(r, bridge)),
-    section('trigger', top ? `Trigger of label ${top.label}` : 'Trigger', triggerPictures(r)),
+    section('trigger', top ? `Trigger of label ${top.label}`
+      : r.preview?.label !== undefined ? `Smallest trigger found (label ${r.preview.label}, not a backdoor)` : 'Trigger', triggerPictures(r)),
     details,
   );
 }

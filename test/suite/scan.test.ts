@@ -58,15 +58,15 @@ suite('scan', () => {
       { clean: path.join(ws, 'valid.h5'), ifBusy: 'wait' });
     assert.equal(dir, path.join(ws, 'bd_net.h5.scan'), 'the scan is written beside the model');
     const scan = JSON.parse(readFileSync(path.join(dir, 'scan.json'), 'utf8')) as ScanReport;
+    assert.equal(scan.images, 200, 'the default number of images');
+    await until('the scan view tab', () => webviewTab('Scan: bd_net.h5'));
+    const listed = (await api.scanFolders()).find((s) => s.dir === dir);
+    assert.ok(listed, 'Backdoor Audits lists the scan');
+    assert.equal(listed.verdict, scan.verdict);
+
     // The demo BadNet's trigger turns faces into class 0 (demo/README.md).
     assert.equal(scan.verdict, 'backdoor', `verdict; evidence: ${scan.evidence.join(' / ')}`);
     assert.equal(scan.targets[0]?.label, 0, 'the first target is class 0');
-    assert.equal(scan.images, 200, 'the default number of images');
-    await until('the scan view tab', () => webviewTab('Scan: bd_net.h5'));
-
-    const listed = (await api.scanFolders()).find((s) => s.dir === dir);
-    assert.ok(listed, 'Backdoor Audits lists the scan');
-    assert.equal(listed.verdict, 'backdoor');
     assert.match(listed.description, /^backdoor → 0\b/, 'the tree row says the verdict and the target');
 
     // "Audit with this trigger" (the view's button calls the same action with the row's label).
