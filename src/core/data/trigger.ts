@@ -99,12 +99,25 @@ export async function writeStampedSet(clean: string, t: Trigger, target: number,
       for (let i = s; i < e; i++) if (src.labels[i] !== target) data.set(part.subarray((i - s) * per, (i - s + 1) * per), (k++) * per);
     }
     stamp(data, keep.length, t);
+    // Same layout as the clean file, so the audit sees matching sets.
+    const first = src.info.axisOrder === 'channels_first';
     await writeArraysH5(out, [
-      { name: 'data', shape: [keep.length, ...shape], data },
+      first ? { name: 'data', shape: [keep.length, t.channels, t.height, t.width], data: toChannelsFirst(data, keep.length, t.height * t.width, t.channels) }
+        : { name: 'data', shape: [keep.length, ...shape], data },
       { name: 'label', shape: [keep.length], data: new Float32Array(keep.length).fill(target) },
     ]);
     return keep.length;
   } finally {
     src.close();
   }
+}
+
+/** (N, H, W, C) to (N, C, H, W). */
+function toChannelsFirst(x: Float32Array, n: number, plane: number, channels: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const per = plane * channels;
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < plane; p++) for (let k = 0; k < channels; k++) out[i * per + k * plane + p] = x[i * per + p * channels + k];
+  }
+  return out;
 }

@@ -149,6 +149,8 @@ export async function reconstruct(input: ReconstructInput, label: number, s: Rec
   const batch = Math.min(s.batch, n);
   try {
     for (let step = 0; step < s.steps; step++) {
+      // Let the event loop run (a cancel, or another shard's reply arriving in this process).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (input.signal?.aborted) throw new CancelledError();
       // Next mini-batch from a seeded shuffle of the optimisation images.
       if (pos + batch > n) {
