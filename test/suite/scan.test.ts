@@ -51,7 +51,7 @@ suite('scan', () => {
   });
 
   test('Scan for Backdoor on the demo BadNet: scan.json, scan view, tree entry, then Audit with this trigger', async function () {
-    this.timeout(300_000);
+    this.timeout(900_000); // the scan takes minutes on 2 busy cores
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
     const model = path.join(ws, 'bd_net.h5');
     const dir = await vscode.commands.executeCommand<string | undefined>(COMMANDS.scan, vscode.Uri.file(model),
