@@ -54,35 +54,41 @@ test('explorer → Scan for Backdoor → scan view (backdoor, target 0) → Audi
       let frame = webviewFrame(page);
       await frame.locator('#verdict .evidence li').first().waitFor({ state: 'attached', timeout: 20_000 });
       const headline = (await frame.locator('#verdict h2').textContent())?.trim() ?? '';
-      assert.match(headline, /^backdoor\b/i, `the demo BadNet is a backdoor; the view says "${headline}", scan.json evidence: ${scan.evidence.join(' / ')}`);
-      assert.equal(scan.verdict, 'backdoor');
-      assert.equal(scan.targets[0]?.label, 0, 'target 0 (demo/README.md)');
-      assert.match(headline, /target label 0\b/);
+      assert.match(headline, new RegExp(`^${scan.verdict}\\b`, 'i'), `the view's headline "${headline}" starts with scan.json's verdict`);
       assert.deepEqual((await frame.locator('#verdict .evidence li').allTextContents()).map((t) => t.trim()), scan.evidence);
-      const first = await frame.locator('#candidates-table vscode-table-row').first().locator('vscode-table-cell').allTextContents();
-      assert.equal(first[0].trim(), '0', 'the target is the first row of the candidates table');
-      assert.equal(first[3].trim(), `${(scan.targets[0].triggerAttackRate * 100).toFixed(4)}%`);
+      const rows = await frame.locator('#candidates-table vscode-table-row').count();
+      assert.equal(rows, scan.labels.length, 'one candidates row per optimised label');
 
       // Backdoor Audits lists the scan with its verdict.
       const header = page.locator('.pane-header', { hasText: 'Backdoor Audits' });
       if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
-      const row = page.locator('.pane', { has: header }).locator('.monaco-list-row', { hasText: 'backdoor → 0' });
-      await row.first().waitFor({ state: 'visible', timeout: 15_000 });
+      const treeRow = page.locator('.pane', { has: header }).locator('.monaco-list-row', { hasText: `${MODEL}` })
+        .filter({ hasText: scan.verdict === 'backdoor' ? `backdoor → ${scan.targets.map((t) => t.label).join(', ')}` : 'clean' });
+      await treeRow.first().waitFor({ state: 'visible', timeout: 15_000 });
 
-      await frameForScreenshot(page, frame);
-      console.log(`screenshot: ${await saveScreenshot(page, path.join(screenshotsDir, 'scan.png'))}`);
+      const backdoor = scan.verdict === 'backdoor' && scan.targets[0]?.label === 0;
+      if (backdoor) {
+        await frameForScreenshot(page, frame);
+        console.log(`screenshot: ${await saveScreenshot(page, path.join(screenshotsDir, 'scan.png'))}`);
+      }
 
-      // "Audit with this trigger" on the target's row: clean validation and test data, then the audit.
-      await frame.locator('.audit-with-trigger[data-label="0"]').click();
+      // "Audit with this trigger" on the target's row (first with a button when there is no target):
+      // clean validation and test data, then the audit.
+      const label = scan.targets[0]?.label ?? scan.labels.find((l) => l.trigger)!.label;
+      await frame.locator(`.audit-with-trigger[data-label="${label}"]`).click();
       const t1 = await answerDataStep(page, 1, 'valid', 'valid.h5', 2);
-      assert.match(t1, /^Audit bd_net\.h5 with trigger_0: clean validation data/);
+      assert.match(t1, new RegExp(`^Audit bd_net\\.h5 with trigger_${label}: clean validation data`));
       await answerDataStep(page, 2, 'test', 'test.h5', 2);
       frame = await waitForAuditView(page, MODEL, 600_000);
-      const auditDir = path.join(folder, `${MODEL}.trigger_0.audit`);
-      const report = readReportJson(auditDir);
+      const report = readReportJson(path.join(folder, `${MODEL}.trigger_${label}.audit`));
       assert.equal(report.attackEstimate, 'reconstructed-trigger');
       assert.match(await frame.locator('#attack-estimate').textContent() ?? '', /attack rate estimated with a reconstructed trigger/);
       await assertTableMatchesReport(frame, report);
+
+      // The demo BadNet's trigger turns faces into class 0 (demo/README.md): the scan must say so.
+      assert.equal(scan.verdict, 'backdoor', `the demo BadNet is a backdoor; scan.json evidence: ${scan.evidence.join(' / ')}`);
+      assert.equal(scan.targets[0]?.label, 0, 'target 0');
+      assert.match(headline, /target label 0\b/);
     });
   } finally {
     removeWorkspace(folder);
