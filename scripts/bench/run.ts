@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { AuditReport } from '../../src/core/types';
+import type { AuditReport, ScanReport } from '../../src/core/types';
 import { runJob } from '../../src/worker/client';
 import { ShardProcess } from '../../src/worker/shardProcess';
 import { ensureBenchData, type BenchModel } from './data';
@@ -17,6 +17,7 @@ const workerPath = path.join(root, 'dist/worker.mjs');
 const { values: args } = parseArgs({ options: {
   workers: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, 'notebook-subset': { type: 'string' },
   smoke: { type: 'boolean' }, backend: { type: 'string' }, 'audit-only': { type: 'boolean' },
+  'scan-only': { type: 'boolean' }, 'scan-images': { type: 'string' },
 } });
 
 /** Peak resident memory of a process tree, polled from /proc (VmHWM is each process's own peak). */
@@ -92,6 +93,12 @@ async function main() {
   const out = path.resolve(args.out ?? path.join(root, 'bench/out'));
   console.log(`model: ${m.name}; data: ${dataDir}; ${workers} worker process(es); ${os.cpus().length} cores`);
 
+  if (args['scan-only']) {
+    const scan = await benchScan(m, files.cleanValid, out, workers);
+    console.log(scan.line);
+    return;
+  }
+
   // 1. The audit, as a user runs it.
   let childPid: number | undefined;
   const rss = new PeakRss(() => childPid);
@@ -126,6 +133,9 @@ async function main() {
   const notebookPasses = report.steps.length * validImages + report.thresholds.filter((t) => t.reached).length * 2 * testImages;
   const notebookSeconds = notebookPasses / nb.imagesPerSecond;
 
+  // 4. The scan (clean data only), as a user runs it.
+  const scan = await benchScan(m, files.cleanValid, path.join(out, 'scan'), workers);
+
   const result = {
     date: new Date().toISOString(),
     commit: gitCommit(),
@@ -151,6 +161,7 @@ async function main() {
     notebook: { subsetImages: nb.images, imagesPerSecond: nb.imagesPerSecond, imagePasses: notebookPasses, extrapolatedSeconds: notebookSeconds },
     ratios: { auditOverForwardPass: auditSeconds / floorN.seconds, speedupOverNotebook: notebookSeconds / auditSeconds },
     results: report.thresholds.map((t) => ({ drop: t.drop, pruned: t.pruned, goodNet: t.goodNet })),
+    scan: scan.result,
   };
   const f = (v: number, d = 1) => v.toFixed(d);
   const lines = [
@@ -166,6 +177,7 @@ async function main() {
     `| **audit ÷ plain forward pass** | **${f(result.ratios.auditOverForwardPass, 2)}×** |`,
     `| **speed-up over the notebook's way** | **${f(result.ratios.speedupOverNotebook, 1)}×** |`,
     `| peak RSS, largest process / all ${auditRss.processes} processes | ${f(result.audit.peakRssMaxProcessMB, 0)} MB / ${f(result.audit.peakRssSumMB, 0)} MB |`,
+    scan.line,
   ];
   console.log(lines.join('\n'));
   if (!args.smoke) {
@@ -173,6 +185,26 @@ async function main() {
     writeFileSync(path.join(root, 'bench/results.json'), JSON.stringify(result, null, 2) + '\n');
     writeFileSync(path.join(root, 'bench/results.md'), lines.join('\n') + '\n');
   }
+}
+
+/** The scan of the bench model on `images` clean images of `clean`: wall time and peak memory of its processes. */
+async function benchScan(m: BenchModel, clean: string, out: string, workers: number) {
+  const images = Number(args['scan-images'] ?? 200);
+  let childPid: number | undefined;
+  const rss = new PeakRss(() => childPid);
+  const t0 = performance.now();
+  const r = await runJob<ScanReport>({
+    kind: 'scan',
+    options: { model: m.model, arch: m.arch, clean, images, labels: 3, calibration: 20, seed: 1, out, batchSize: 256, workers, backend: args.backend as never },
+  }, { workerPath, onSpawn: (c) => { childPid = c.pid; } });
+  const seconds = (performance.now() - t0) / 1000;
+  const peak = rss.stop();
+  const result = {
+    wallSeconds: seconds, images: r.images, labelsOptimised: r.labelsOptimised.length, phases: r.timing.phases,
+    verdict: r.verdict, targets: r.targets.map((t) => t.label), peakRssSumMB: peak.sum / 2 ** 20, processes: peak.processes,
+  };
+  const line = `| scan (${r.images} clean images, ${r.labelsOptimised.length} labels optimised; verdict ${r.verdict}${r.targets.length ? ` → ${result.targets.join(', ')}` : ''}) | ${seconds.toFixed(1)} s, peak RSS ${result.peakRssSumMB.toFixed(0)} MB in ${peak.processes} processes |`;
+  return { result, line };
 }
 
 /** The commit measured, with "+changes" when the tree differs from it; undefined outside git. */
