@@ -173,13 +173,15 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       anomalyIndex: ai[i],
     }));
     const verdict = decide(labels, stim.channels, plan.conv);
-    // Trigger files for the candidates and every target found.
-    const withFile = new Set([...candidates, ...verdict.targets.map((t) => t.label)]);
+    // Trigger files for the candidates, every target found, and the smallest mask (the most suspicious label
+    // even when nothing is flagged, so it can be audited with).
+    const smallest = labels[[...ai.keys()].sort((a, b) => ai[b] - ai[a])[0]].label;
+    const withFile = new Set([...candidates, ...verdict.targets.map((t) => t.label), smallest]);
     for (const l of labels) if (withFile.has(l.label)) l.trigger = `trigger_${l.label}.h5`;
     endPhase('trigger');
 
     // ---- preview: a held-out clean image not of the top label, with and without its trigger
-    const shown = verdict.targets[0]?.label ?? labels[[...ai.keys()].sort((a, b) => ai[b] - ai[a])[0]].label;
+    const shown = verdict.targets[0]?.label ?? smallest;
     const shownRec = results.get(shown)!;
     const k = heldOut.findIndex((_, j) => heldOutLabels[j] !== shown);
     const imageAt = indices.indexOf(heldOut[Math.max(0, k)]);
