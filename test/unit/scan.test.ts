@@ -10,11 +10,13 @@ import { openDataset } from '../../src/core/data/dataset';
 import { readTrigger, stamp, writeTrigger, type Trigger } from '../../src/core/data/trigger';
 import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
+import { stimulate } from '../../src/core/scan/stimulate';
 import { lossAndGrads } from '../../src/core/scan/trigger';
 import { anomalyIndices } from '../../src/core/scan/verdict';
 import type { AuditReport, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
 import { JobCancelled, runJob } from '../../src/worker/client';
 import { demo, lab, needsDemo, needsShared, tmpDir, workerPath } from '../helpers';
+import { writeTinyBadNet } from '../tinyBadNet';
 
 // A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
 const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
@@ -164,4 +166,31 @@ test('audit --trigger: poisoned sets stamped from clean data; attack rates equal
   net.dispose();
   assert.equal(r.data.poisonedValid?.count, keep.length);
   assert.equal(r.baseline.validAttackRate, hits / keep.length);
+});
+
+test('stimulation on the hand-made tiny BadNet: flip rates, levels, logit rises and elevations as worked out by hand', async () => {
+  const f = await writeTinyBadNet(tmpDir());
+  const { net } = await loadRunnable(f('tiny.h5'), undefined, 'wasm');
+  const top = new InputGradient(net);
+  const src = await openDataset(f('valid.h5'), net.graph.inputShape, net.classes);
+  const x = tf.tensor4d(src.read(0, 5), [5, 1, 1, 1]); // x = 1, 1.5, 2.5, 3.5, 4
+  src.close();
+  const cache = net.run(x, ['pool']).get('pool') as tf.Tensor4D; // (x, 0.5, 0): the largest clean value is 4
+  const cleanPred = Int32Array.of(1, 1, 1, 2, 2);
+  const r = await stimulate({ top, cachePoint: 'pool', cache, cleanPred, batchRows: 8 });
+  assert.equal(r.layerMax, 4);
+  // logits: l0 = 10·ch2 − 1, l1 = 2·ch1, l2 = ch0 − 2; levels 0, 2, 4, 6, 8, 12, 16.
+  // ch0 at 4: l2 = 2 beats l1 = 1 everywhere; the 3 images not of class 2 flip; l2 rises by 4 − mean(x) = 1.5.
+  // ch1 at 2: l1 = 4 wins everywhere; the 2 class-2 images flip; l1 rises by 3. (At 0, image 2.5 turns to
+  // class 2 only because l1 fell: not an elevation, not counted.)
+  // ch2 at 2: l0 = 19 wins everywhere; all 5 flip; l0 rises by 20.
+  assert.deepEqual(r.channels, [
+    { channel: 0, label: 2, flipRate: 1, level: 4, logitRise: 1.5, elevation: 1.5, compromised: true },
+    { channel: 1, label: 1, flipRate: 1, level: 2, logitRise: 3, elevation: 3, compromised: true },
+    { channel: 2, label: 0, flipRate: 1, level: 2, logitRise: 20, elevation: 20, compromised: true },
+  ]);
+  assert.deepEqual(r.ranked, [0, 1, 2], 'equal flip rates: ranked by elevation');
+  tf.dispose([x, cache]);
+  top.dispose();
+  net.dispose();
 });

@@ -73,11 +73,13 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
 
   // ---- reading
   report({ phase: 'reading', message: `loading ${path.basename(opts.model)}` });
-  const { net, backend } = await loadRunnable(opts.model, opts.arch, opts.backend);
   const own: tf.Tensor[] = [];
   const shards = hooks.shards ?? [new ScanShard()];
   let top: InputGradient | undefined;
+  let loaded: Awaited<ReturnType<typeof loadRunnable>> | undefined;
   try {
+    loaded = await loadRunnable(opts.model, opts.arch, opts.backend);
+    const { net, backend } = loaded;
     top = new InputGradient(net);
     const plan = makePlan(net, 'pool', opts.layer);
     const shape = net.graph.inputShape as [number, number, number];
@@ -242,7 +244,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
   } finally {
     tf.dispose(own);
     top?.dispose();
-    net.dispose();
+    loaded?.net.dispose();
     await Promise.all(shards.map((s) => s.dispose()));
   }
 }

@@ -100,11 +100,13 @@ export async function stimulate(input: StimulationInput): Promise<StimulationRes
     let best = { label: 0, level: 0, rate: -1, rise: -Infinity };
     levels.forEach((_, l) => {
       for (let label = 0; label < classes; label++) {
-        const rate = notAlready[label] > 0 ? flips[c][l][label] / notAlready[label] : 0;
         const r = rises[c][l][label];
+        // ABS looks for channels that elevate a label: flips to a label whose logit did not rise
+        // (other labels fell, e.g. with the channel switched off) are not counted.
+        const rate = notAlready[label] > 0 && r > 0 ? flips[c][l][label] / notAlready[label] : 0;
         strongest[label] = Math.max(strongest[label], rate);
-        // Highest flip rate, then the larger logit rise (the lower level on a full tie).
-        if (rate > best.rate || (rate === best.rate && r > best.rise)) best = { label, level: l, rate, rise: r };
+        // The lowest level reaching the highest flip rate; at that level, the label whose logit rose most.
+        if (rate > best.rate || (rate === best.rate && l === best.level && r > best.rise)) best = { label, level: l, rate, rise: r };
       }
     });
     const r = rises[c][best.level];
