@@ -64,7 +64,7 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], layer: stri
     }
     const compromised = channels.filter((c) => c.compromised);
     evidence.push(compromised.length
-      ? `stimulation: ${compromised.length} ${layer} channel(s) flip ≥ 90% of images to one label (${compromised.slice(0, 8).map((c) => `${c.channel}→${c.label}`).join(', ')}${compromised.length > 8 ? ', …' : ''}), but no small working trigger exists for it`
+      ? `stimulation: ${compromised.length} ${layer} channel(s) flip ≥ 90% of images to one label (${compromised.slice(0, 8).map((c) => `${c.channel}→${c.label}`).join(', ')}${compromised.length > 8 ? ', …' : ''}); stimulation alone does not decide`
       : `stimulation: no ${layer} channel flips ≥ 90% of the images to one label`);
   }
   return { verdict: targets.length ? 'backdoor' : 'clean', targets, evidence };
