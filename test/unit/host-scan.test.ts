@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { progressText, scanSummary } from '../../src/host/format';
 import { buildScanOptions, buildTriggerAuditOptions, normalizeSettings } from '../../src/host/options';
 import { isInAuditFolder, scanDirFor, triggerAuditDirFor } from '../../src/host/paths';
 import { findReportDirs, readScan, reportDirFromState, SCAN_FILE, triggerFilePath } from '../../src/host/reports';
@@ -74,4 +75,12 @@ test('a restored scan panel takes only an absolute scan folder from its state', 
   assert.equal(reportDirFromState({ view: { view: 'scan', reportDir: '/ws/m.h5.scan' }, ui: {} }, 'scan'), path.resolve('/ws/m.h5.scan'));
   assert.equal(reportDirFromState({ view: { view: 'audit', reportDir: '/ws/m.h5.audit' } }, 'scan'), undefined);
   assert.equal(reportDirFromState({ view: { view: 'scan', reportDir: 'rel' } }, 'scan'), undefined);
+});
+
+test('a scan in the tree and its progress in the notification, in words', () => {
+  const base = { layer: 'conv_3', images: 200, createdAt: '2026-12-02T18:54:25.218Z' };
+  assert.equal(scanSummary({ ...base, verdict: 'backdoor', targets: [{ label: 0 }, { label: 7 }] } as never), 'backdoor → 0, 7 · conv_3 · 200 images · 2026-12-02 18:54');
+  assert.equal(scanSummary({ ...base, verdict: 'clean', targets: [] } as never), 'clean · conv_3 · 200 images · 2026-12-02 18:54');
+  assert.equal(progressText({ phase: 'trigger', message: 'label 5', step: 2, total: 20 }), 'Reconstructing triggers · step 2/20 · label 5');
+  assert.equal(progressText({ phase: 'stimulation', message: 'Stimulating channels' }), 'Stimulating channels');
 });
