@@ -134,7 +134,8 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     // ---- which labels to reconstruct
     const classes = net.classes;
     const candidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
-    const others = stim.ranked.filter((l) => !candidates.includes(l));
+    // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
+    const others = stim.ranked.filter((l) => !candidates.includes(l)).sort((a, b) => a - b);
     const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
     const toOptimise = [...candidates, ...calibration];
     if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
