@@ -1,7 +1,7 @@
 // Every message that crosses a process or webview boundary. Host<->worker and
 // host<->webview share this one file; validators below check what arrives.
 import type {
-  ArchFitResult, AuditOptions, AuditReport, Backend, ChannelMaps, InspectResult, PredictResult, Progress,
+  ArchFitResult, AuditOptions, AuditReport, Backend, ChannelMaps, InspectResult, PredictResult, Progress, ScanOptions, ScanProgress, ScanReport,
 } from './core/types';
 
 export type * from './core/types';
@@ -12,6 +12,7 @@ export type WorkerJob =
   | { kind: 'inspect'; model: string; arch?: string }
   | { kind: 'predict'; model: string; inputs: string[]; arch?: string; backend?: Backend; batchSize?: number }
   | { kind: 'audit'; options: AuditOptions }
+  | { kind: 'scan'; options: ScanOptions }
   | { kind: 'channelMaps'; model: string; arch?: string; layer: string; file: string; index: number; source: ChannelMaps['source']; backend?: Backend }
   /** is `model` weights-only, and which `candidates` fit it as its architecture */
   | { kind: 'archFit'; model: string; candidates: string[] };
@@ -28,10 +29,14 @@ export interface WorkerError {
   stack?: string;
 }
 
-export type JobResult = InspectResult | PredictResult | AuditReport | ChannelMaps | ArchFitResult;
+export type JobResult = InspectResult | PredictResult | AuditReport | ChannelMaps | ScanReport | ArchFitResult;
+
+/** An audit reports `Progress`, a scan `ScanProgress` (told apart by the job that was asked for). */
+export type JobProgress = Progress | ScanProgress;
+export type ProgressOf<T extends JobResult> = T extends ScanReport ? ScanProgress : Progress;
 
 export type WorkerMessage =
-  | { type: 'progress'; id: number; progress: Progress }
+  | { type: 'progress'; id: number; progress: JobProgress }
   | { type: 'log'; id: number; level: 'info' | 'warn'; message: string }
   | { type: 'result'; id: number; result: JobResult }
   | { type: 'error'; id: number; error: WorkerError }
@@ -39,7 +44,7 @@ export type WorkerMessage =
 
 // ---------- audit worker <-> its shard processes (parallel inference) ----------
 
-export type ShardMethod = 'init' | 'load' | 'step' | 'evaluate' | 'dispose';
+export type ShardMethod = 'init' | 'load' | 'step' | 'evaluate' | 'dispose' | 'scanInit' | 'scanReconstruct';
 export type ShardCall = { type: 'call'; seq: number; method: ShardMethod; args: unknown[] } | { type: 'cancel' };
 export type ShardReply =
   | { type: 'reply'; seq: number; result: unknown }
@@ -49,12 +54,13 @@ export type ShardReply =
 
 export type ViewState =
   | { view: 'inspect'; inspect: InspectResult }
-  | { view: 'audit'; report: AuditReport; reportDir: string };
+  | { view: 'audit'; report: AuditReport; reportDir: string }
+  | { view: 'scan'; report: ScanReport; reportDir: string };
 
 export type HostToWebview =
   | { type: 'show'; state: ViewState; theme?: 'light' | 'dark' | 'high-contrast' }
   | { type: 'channelMaps'; maps: ChannelMaps[] }
-  | { type: 'progress'; progress: Progress }
+  | { type: 'progress'; progress: JobProgress }
   | { type: 'error'; message: string };
 
 export type WebviewToHost =
@@ -66,7 +72,9 @@ export type WebviewToHost =
   | { type: 'pickImage' }
   | { type: 'changeArchitecture' }
   | { type: 'exportCsv'; csv: string }
-  | { type: 'copyText'; text: string };
+  | { type: 'copyText'; text: string }
+  /** scan view: run the fine-pruning audit with the trigger reconstructed for `label` */
+  | { type: 'auditWithTrigger'; label: number };
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const isFiniteNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -84,6 +92,8 @@ export function parseWebviewMessage(raw: unknown): WebviewToHost | undefined {
       return Array.isArray(m.thresholds) && m.thresholds.length > 0 && m.thresholds.length <= 20 &&
         m.thresholds.every((t) => isFiniteNum(t) && t > 0 && t <= 100)
         ? { type: 'rerun', thresholds: m.thresholds as number[] } : undefined;
+    case 'auditWithTrigger':
+      return isInt(m.label) ? { type: 'auditWithTrigger', label: m.label } : undefined;
     case 'requestChannelMaps':
       return (m.source === 'clean' || m.source === 'poisoned') && isInt(m.index)
         ? { type: 'requestChannelMaps', source: m.source, index: m.index } : undefined;

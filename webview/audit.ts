@@ -3,14 +3,14 @@
 import type { AuditReport, DataSetInfo } from '../src/core/types';
 import { pruningCurve } from './curve';
 import { facts, h, section } from './dom';
-import { basename, int, pctUnit, seconds, shape } from './format';
+import { ESTIMATED_ATTACK, attackEstimated, basename, int, pctUnit, seconds, shape } from './format';
 import { spatialGrid, type GridProps } from './grid';
 import { heatStrip, triggerChannels } from './heatstrip';
 import type { Bridge, UiState } from './state';
 import { resultsSection, vsTable } from './table';
 import { trainingCurve } from './trainCurve';
 
-const BACKEND_NAMES: Record<string, string> = { onnxruntime: 'ONNX Runtime (native)', tensorflow: 'TensorFlow (native)', wasm: 'WebAssembly', cpu: 'pure-JS CPU' };
+export const BACKEND_NAMES: Record<string, string> = { onnxruntime: 'ONNX Runtime (native)', tensorflow: 'TensorFlow (native)', wasm: 'WebAssembly', cpu: 'pure-JS CPU' };
 
 /** Parse "2, 4, 10" into validated thresholds, or an error message. */
 export function parseThresholds(text: string): number[] | string {
@@ -23,7 +23,7 @@ export function parseThresholds(text: string): number[] | string {
   return [...new Set(nums)].sort((a, b) => a - b);
 }
 
-function card(label: string, value: string, sub?: string, tone?: 'good' | 'bad'): HTMLElement {
+export function card(label: string, value: string, sub?: string, tone?: 'good' | 'bad'): HTMLElement {
   return h('div', { class: `card${tone ? ' ' + tone : ''}` },
     h('div', { class: 'card-label' }, label), h('div', { class: 'card-value' }, value), sub ? h('div', { class: 'card-sub' }, sub) : null);
 }
@@ -82,11 +82,19 @@ export function auditView(report: AuditReport, reportDir: string, bridge: Bridge
     ]),
   );
 
+  const estimated = attackEstimated(report);
+  const estimate = estimated ? h('div', { class: 'callout info estimate', id: 'attack-estimate', role: 'note' },
+    h('strong', {}, `Every ${ESTIMATED_ATTACK}.`),
+    ` The poisoned sets are the clean images stamped with ${report.reconstructedTrigger ? basename(report.reconstructedTrigger) : 'a trigger'} from a backdoor scan, ` +
+    `labelled ${report.target ?? 'with the scan’s target'}; the attacker’s own trigger may work better or worse.`) : null;
   const b = report.baseline;
+  const attackSource = (test: boolean) => estimated
+    ? `${ESTIMATED_ATTACK}, ${test ? 'test' : 'validation'} set`
+    : test ? 'poisoned test set' : 'poisoned validation set';
   const cards = h('div', { class: 'cards' },
     card('Clean accuracy (B)', pctUnit(b.testAccuracy ?? b.validAccuracy), b.testAccuracy !== undefined ? `test set · valid ${pctUnit(b.validAccuracy)}` : 'validation set'),
     (b.testAttackRate ?? b.validAttackRate) !== undefined
-      ? card('Attack rate (B)', pctUnit(b.testAttackRate ?? b.validAttackRate), b.testAttackRate !== undefined ? 'poisoned test set' : 'poisoned validation set', (b.testAttackRate ?? b.validAttackRate)! > 0.5 ? 'bad' : undefined)
+      ? card(estimated ? 'Est. attack rate (B)' : 'Attack rate (B)', pctUnit(b.testAttackRate ?? b.validAttackRate), attackSource(b.testAttackRate !== undefined), (b.testAttackRate ?? b.validAttackRate)! > 0.5 ? 'bad' : undefined)
       : card('Attack rate (B)', '—', 'no poisoned data given'),
     card('Channels in layer', int(report.ranking.length), `${report.layer}, ${reached.length}/${report.thresholds.length} thresholds reached`),
     hasPoisoned
@@ -115,6 +123,7 @@ export function auditView(report: AuditReport, reportDir: string, bridge: Bridge
 
   return h('div', { class: 'view audit' },
     header,
+    estimate,
     cards,
     section('curve', 'Pruning curve', pruningCurve(report)),
     section('channels', 'Channel activations', heatStrip(report)),
@@ -126,7 +135,7 @@ export function auditView(report: AuditReport, reportDir: string, bridge: Bridge
 }
 
 /** Share of the total each phase took, as a bar of labelled segments. */
-function phaseBar(phases: [string, number][], total: number): HTMLElement {
+export function phaseBar(phases: [string, number][], total: number): HTMLElement {
   const sum = phases.reduce((s, [, v]) => s + v, 0) || total || 1;
   const bar = h('div', { class: 'phasebar', role: 'img', 'aria-label': phases.map(([k, v]) => `${k} ${seconds(v)}`).join(', ') });
   const legend = h('div', { class: 'legend phases', 'aria-hidden': 'true' });

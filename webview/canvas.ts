@@ -1,6 +1,7 @@
 // Shared canvas plumbing: crisp sizing on HiDPI, theme colours read from CSS variables,
 // the colour map, and one pointer/keyboard interaction model so every chart has the same
 // hover tooltip, arrow-key cursor and screen-reader readout.
+import { h } from './dom';
 
 /** Viridis anchor colours: perceptually uniform, readable in light, dark and for most colour-blind readers. */
 const STOPS = ['#440154', '#482475', '#414487', '#355f8d', '#2a788e', '#21918c', '#22a884', '#44bf70', '#7ad151', '#bddf26', '#fde725'];
@@ -239,4 +240,10 @@ export function repaintAll(): void {
     if (canvas.isConnected) draw();
     else painters.delete(canvas);
   }
+}
+
+/** A focusable chart canvas with its text readout, in the wrapper whose width it follows. */
+export function chartShell(ariaLabel: string): { canvas: HTMLCanvasElement; readout: HTMLElement; wrap: HTMLElement } {
+  const canvas = h('canvas', { tabindex: 0, role: 'img', class: 'chart', 'aria-label': ariaLabel });
+  return { canvas, readout: h('div', { class: 'readout', 'aria-live': 'polite' }), wrap: h('div', { class: 'canvas-wrap' }, canvas) };
 }

@@ -1,9 +1,9 @@
 // Pruning curve: validation accuracy and attack rate against channels pruned, with the
 // accuracy-drop thresholds as horizontal lines and where each was reached as verticals.
 import type { AuditReport } from '../src/core/types';
-import { interact, niceStep, onWidth, prepare, repaintOnTheme, theme } from './canvas';
+import { chartShell, interact, niceStep, onWidth, prepare, repaintOnTheme, theme } from './canvas';
 import { dataTable, h } from './dom';
-import { drop, pct, pctUnit } from './format';
+import { ESTIMATED_ATTACK, attackEstimated, drop, pct, pctUnit } from './format';
 
 interface Point { pruned: number; channel?: number; acc: number; attack?: number }
 
@@ -22,12 +22,8 @@ export function pruningCurve(report: AuditReport): HTMLElement {
   const base = report.baseline.validAccuracy;
   const xMax = Math.max(n, ...points.map((p) => p.pruned), 1);
 
-  const canvas = h('canvas', {
-    tabindex: 0, role: 'img', class: 'chart',
-    'aria-label': `Pruning curve: validation accuracy${hasAttack ? ' and attack rate' : ''} against channels pruned, ${points.length - 1} steps. Use the arrow keys to read each step.`,
-  });
-  const readout = h('div', { class: 'readout', 'aria-live': 'polite' });
-  const wrap = h('div', { class: 'canvas-wrap' }, canvas);
+  const { canvas, readout, wrap } = chartShell(
+    `Pruning curve: validation accuracy${hasAttack ? ' and attack rate' : ''} against channels pruned, ${points.length - 1} steps. Use the arrow keys to read each step.`);
   let width = 0;
   let cursor: number | undefined;
 
@@ -192,7 +188,7 @@ export function pruningCurve(report: AuditReport): HTMLElement {
       return [
         p.pruned === 0 ? 'Baseline (nothing pruned)' : `${p.pruned} channel${p.pruned > 1 ? 's' : ''} pruned · last: channel ${p.channel}`,
         `validation accuracy ${pctUnit(p.acc)} (−${((base - p.acc) * 100).toFixed(4)} pts)`,
-        ...(p.attack !== undefined ? [`attack rate ${pctUnit(p.attack)}`] : []),
+        ...(p.attack !== undefined ? [`${attackEstimated(report) ? 'est. ' : ''}attack rate ${pctUnit(p.attack)}`] : []),
         ...(crossed.length ? [`${crossed.join(', ')} threshold reached here`] : []),
       ];
     },
@@ -218,11 +214,12 @@ export function pruningCurve(report: AuditReport): HTMLElement {
 
   const legend = h('div', { class: 'legend', 'aria-hidden': 'true' },
     h('span', { class: 'key' }, h('i', { class: 'swatch accuracy' }), 'validation accuracy'),
-    hasAttack && h('span', { class: 'key' }, h('i', { class: 'swatch attack' }), 'attack rate (poisoned validation)'),
+    hasAttack && h('span', { class: 'key' }, h('i', { class: 'swatch attack' }),
+      attackEstimated(report) ? `${ESTIMATED_ATTACK} (stamped clean validation)` : 'attack rate (poisoned validation)'),
     thresholds.length > 0 && h('span', { class: 'key' }, h('i', { class: 'swatch threshold dashed' }), 'accuracy-drop thresholds'),
   );
   const table = dataTable('Pruning steps as a table',
-    ['Channels pruned', 'Channel', 'Valid acc (%)', ...(hasAttack ? ['Attack rate (%)'] : [])],
+    ['Channels pruned', 'Channel', 'Valid acc (%)', ...(hasAttack ? [attackEstimated(report) ? 'Est. attack rate (%)' : 'Attack rate (%)'] : [])],
     points.map((p) => [p.pruned, p.channel ?? '—', pct(p.acc), ...(hasAttack ? [pct(p.attack) || '—'] : [])]), 0);
   return h('div', { class: 'curve' }, legend, wrap, readout, table);
 }

@@ -47,6 +47,13 @@ export function drop(d: number): string {
   return Number.isInteger(d) ? String(d) : String(Number(d.toFixed(4)));
 }
 
+/** Said wherever an attack rate is shown when the poisoned sets were made with a scan's trigger. */
+export const ESTIMATED_ATTACK = 'attack rate estimated with a reconstructed trigger';
+
+export function attackEstimated(r: Pick<AuditReport, 'attackEstimate'>): boolean {
+  return r.attackEstimate === 'reconstructed-trigger';
+}
+
 // ---------- the threshold results table ----------
 
 export type ColumnId =
@@ -148,7 +155,13 @@ export function resultsTable(r: AuditReport): ResultsTable {
   const rows = raws.map((x) => ({
     kind: x.kind, threshold: x.t, cells: columns.map((c) => cellText(c.id, x.raw[c.id])),
   }));
-  return { columns, rows };
+  return { columns: attackEstimated(r) ? columns.map(estimatedColumn) : columns, rows };
+}
+
+/** Attack-rate columns of an audit whose poisoned sets were stamped with a reconstructed trigger. */
+function estimatedColumn(c: Column): Column {
+  if (c.id !== 'attack' && c.id !== 'gAttack') return c;
+  return { ...c, label: c.label.replace('attack rate', 'est. attack rate').replace(/^Attack rate/, 'Est. attack rate'), title: `${c.title} (${ESTIMATED_ATTACK})` };
 }
 
 const mdEscape = (s: string) => s.replace(/\|/g, '\\|');
@@ -161,7 +174,7 @@ export function resultsMarkdown(r: AuditReport): string {
     line(columns.map((c) => c.label)),
     `|${columns.map((c) => (c.numeric ? ' ---: ' : ' --- ')).join('|')}|`,
     ...rows.map((row) => line(row.cells.map((c) => c || '—'))),
-  ].join('\n') + '\n';
+  ].join('\n') + '\n' + (attackEstimated(r) ? `\nEst.: ${ESTIMATED_ATTACK}${r.reconstructedTrigger ? ` (${basename(r.reconstructedTrigger)})` : ''}, not with the attacker’s data.\n` : '');
 }
 
 function csvField(s: string): string {

@@ -91,7 +91,7 @@ export function webviewHtml(o: WebviewHtmlOptions): string {
 export function standaloneHtml(state: ViewState, scriptText: string, cssText: string, nonce = makeNonce()): string {
   const title = state.view === 'inspect'
     ? `Inspect – ${state.inspect.file.split(/[\\/]/).pop()}`
-    : `Backdoor audit – ${state.report.model.split(/[\\/]/).pop()}`;
+    : `Backdoor ${state.view} – ${state.report.model.split(/[\\/]/).pop()}`;
   const policy = csp({
     'default-src': "'none'",
     'script-src': `'nonce-${nonce}'`,

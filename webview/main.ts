@@ -17,13 +17,14 @@ import '@vscode-elements/elements/dist/vscode-table-row/index.js';
 import '@vscode-elements/elements/dist/vscode-tabs/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 
-import type { HostToWebview, Progress, ViewState } from '../src/protocol';
+import type { HostToWebview, JobProgress, Progress, ViewState } from '../src/protocol';
 import { auditView } from './audit';
 import { hideTip, repaintAll } from './canvas';
 import { h } from './dom';
 import { int, pctUnit } from './format';
 import { mergeMaps, sampleKey, spatialGrid } from './grid';
 import { inspectView } from './inspect';
+import { scanView } from './scan';
 import { createBridge, defaultUi, type Saved } from './state';
 
 const bridge = createBridge();
@@ -39,7 +40,7 @@ const persist = () => bridge.save(saved);
 /** Identity of what is shown: a new report resets per-report choices (picked sample, loaded maps). */
 function identity(v: ViewState | undefined): string {
   if (!v) return '';
-  return v.view === 'inspect' ? `inspect:${v.inspect.file}` : `audit:${v.report.model}:${v.report.createdAt}`;
+  return v.view === 'inspect' ? `inspect:${v.inspect.file}` : `${v.view}:${v.report.model}:${v.report.createdAt}`;
 }
 
 function gridProps() {
@@ -82,13 +83,16 @@ function render() {
   }
   app.replaceChildren(v.view === 'inspect'
     ? inspectView(v.inspect, saved.ui, (i) => { saved.ui.inspectTab = i; persist(); }, bridge.standalone ? undefined : () => bridge.post({ type: 'changeArchitecture' }))
-    : auditView(v.report, v.reportDir, bridge, saved.ui, persist, gridProps()));
+    : v.view === 'scan'
+      ? scanView(v.report, v.reportDir, bridge)
+      : auditView(v.report, v.reportDir, bridge, saved.ui, persist, gridProps()));
   // canvases size themselves on the next layout; restore the scroll position after that
   const y = saved.ui.scrollY;
   requestAnimationFrame(() => requestAnimationFrame(() => window.scrollTo(0, y)));
 }
 
-function showProgress(p: Progress) {
+function showProgress(job: JobProgress) {
+  const p = job as Partial<Progress> & JobProgress; // a scan's progress has no accuracies or speed
   const done = p.phase === 'done';
   const determinate = p.step !== undefined && p.total !== undefined && p.total > 0;
   const bar = h('vscode-progress-bar', { 'aria-label': p.message }) as HTMLElement & { value?: number; max: number };

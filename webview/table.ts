@@ -28,6 +28,25 @@ function flash(el: HTMLElement, text: string) {
   setTimeout(() => { if (el.textContent === text) el.textContent = ''; }, 2500);
 }
 
+/**
+ * "Copy as Markdown": through the host's clipboard in VS Code, the browser's standalone.
+ * Returns the button and the status line that says what happened.
+ */
+export function copyMarkdownButton(id: string, markdown: () => string, bridge: Bridge): { button: HTMLElement; status: HTMLElement } {
+  const status = h('span', { class: 'status', role: 'status' });
+  const copy = async () => {
+    const md = markdown();
+    if (!bridge.standalone) { bridge.post({ type: 'copyText', text: md }); flash(status, 'Markdown sent to the clipboard.'); return; }
+    try {
+      await navigator.clipboard.writeText(md);
+      flash(status, 'Markdown copied.');
+    } catch {
+      flash(status, 'The browser refused clipboard access.');
+    }
+  };
+  return { button: h('vscode-button', { id, secondary: true, onclick: () => void copy() }, 'Copy as Markdown'), status };
+}
+
 export function resultsSection(report: AuditReport, bridge: Bridge): HTMLElement {
   const model = resultsTable(report);
   const actions = !bridge.standalone && report.thresholds.some((t) => t.reached);
@@ -54,17 +73,7 @@ export function resultsSection(report: AuditReport, bridge: Bridge): HTMLElement
   const table = vsTable('results-table', 'Threshold results', header, rows,
     ['16%', ...model.columns.slice(1).map(() => 'auto'), ...(actions ? ['9%'] : [])]);
 
-  const status = h('span', { class: 'status', role: 'status' });
-  const copy = async () => {
-    const md = resultsMarkdown(report);
-    if (!bridge.standalone) { bridge.post({ type: 'copyText', text: md }); flash(status, 'Markdown sent to the clipboard.'); return; }
-    try {
-      await navigator.clipboard.writeText(md);
-      flash(status, 'Markdown copied.');
-    } catch {
-      flash(status, 'The browser refused clipboard access.');
-    }
-  };
+  const { button: copyButton, status } = copyMarkdownButton('copy-md', () => resultsMarkdown(report), bridge);
   const csv = () => {
     const text = resultsCsv(report);
     if (!bridge.standalone) { bridge.post({ type: 'exportCsv', csv: text }); return; }
@@ -77,7 +86,7 @@ export function resultsSection(report: AuditReport, bridge: Bridge): HTMLElement
     flash(status, 'CSV downloaded.');
   };
   const toolbar = h('div', { class: 'toolbar' },
-    h('vscode-button', { id: 'copy-md', secondary: true, onclick: () => void copy() }, 'Copy as Markdown'),
+    copyButton,
     h('vscode-button', { id: 'export-csv', secondary: true, onclick: csv }, 'Export CSV'),
     status);
 

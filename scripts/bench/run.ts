@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { AuditReport, Backend } from '../../src/core/types';
+import type { AuditReport, Backend, ScanReport } from '../../src/core/types';
 import { runJob } from '../../src/worker/client';
 import { ShardProcess } from '../../src/worker/shardProcess';
 import { ensureBenchData, SIZES, type BenchModel } from './data';
@@ -20,6 +20,7 @@ const { values: args } = parseArgs({ options: {
   smoke: { type: 'boolean' }, backend: { type: 'string' }, 'audit-only': { type: 'boolean' }, 'train-only': { type: 'boolean' },
   // --images N: N images in each of the four sets (bench/data-N/), for a quick check; results are not saved.
   images: { type: 'string' },
+  'scan-only': { type: 'boolean' }, 'scan-images': { type: 'string' },
 } });
 
 /** CPU seconds (user + system) a process has used so far, from /proc; 0 once it has exited. */
@@ -235,6 +236,10 @@ async function main() {
   const out = path.resolve(args.out ?? path.join(root, 'bench/out'));
   console.log(`model: ${m.name}; data: ${dataDir}; ${workers} worker process(es); ${os.cpus().length} cores; backends ${backends.join(', ')}`);
 
+  if (args['scan-only']) {
+    console.log((await benchScan(m, files.cleanValid, path.join(out, 'scan'), workers)).line);
+    return;
+  }
   const runs: Run[] = [];
   for (const backend of backends) {
     const r = await measure(m, files, `${out}-${backend}`, backend, workers);
@@ -257,7 +262,9 @@ async function main() {
       `| audit ÷ plain pass on onnxruntime (wall / CPU time) | **${f(cmp.auditOverPlainPass, 2)}×** / ${f(cmp.auditCpuOverPlainPassCpu, 2)}× |`,
       `| same steps, thresholds, B' and G counts | ${cmp.sameNumbers ? 'yes' : `**no**: ${cmp.stepsThatDiffer} of ${runs[0].steps.length} steps differ`} |`);
   }
-  lines.push('', '| repair training | time |', '|---|---|', ...training.rows);
+  // The scan (clean data only), as a user runs it.
+  const scan = await benchScan(m, files.cleanValid, path.join(out, 'scan'), workers);
+  lines.push('', '| repair training and scan | time |', '|---|---|', ...training.rows, scan.line);
   console.log(lines.join('\n'));
   const result = {
     date: new Date().toISOString(),
@@ -267,6 +274,7 @@ async function main() {
     runs: runs.map(({ steps: _, ...r }) => r),
     comparison: cmp,
     training: training.result,
+    scan: scan.result,
   };
   if (!args.smoke && !args.images) {
     mkdirSync(path.join(root, 'bench'), { recursive: true });
@@ -323,6 +331,26 @@ async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditRe
     return `| training epoch, ${k === 'all' ? 'every layer' : `layers above ${plan.conv}`} (${r.images.toLocaleString('en-US')} images, ${backend} × 1) | ${f(r.epochSeconds)} s (${f(r.imagesPerSecond, 0)} images/s${k === 'above' ? `; caching ${plan.cachePoint} once: ${f(r.cacheSeconds)} s` : ''}; valid acc ${f(100 * r.validAccuracyBefore, 2)}% → ${f(100 * r.validAccuracyAfter, 2)}%) |`;
   });
   return { result: { threshold: t.drop, ...out }, rows };
+}
+
+/** The scan of the bench model on `images` clean images of `clean`: wall time and peak memory of its processes. */
+async function benchScan(m: BenchModel, clean: string, out: string, workers: number) {
+  const images = Number(args['scan-images'] ?? 200);
+  let childPid: number | undefined;
+  const rss = new PeakRss(() => childPid);
+  const t0 = performance.now();
+  const r = await runJob<ScanReport>({
+    kind: 'scan',
+    options: { model: m.model, arch: m.arch, clean, images, labels: 3, calibration: 20, seed: 1, out, batchSize: 256, workers, backend: args.backend as never },
+  }, { workerPath, onSpawn: (c) => { childPid = c.pid; } });
+  const seconds = (performance.now() - t0) / 1000;
+  const peak = rss.stop();
+  const result = {
+    wallSeconds: seconds, images: r.images, labelsOptimised: r.labelsOptimised.length, phases: r.timing.phases,
+    verdict: r.verdict, targets: r.targets.map((t) => t.label), peakRssSumMB: peak.sum / 2 ** 20, processes: peak.processes,
+  };
+  const line = `| scan (${r.images} clean images, ${r.labelsOptimised.length} labels optimised; verdict ${r.verdict}${r.targets.length ? ` → ${result.targets.join(', ')}` : ''}) | ${seconds.toFixed(1)} s, peak RSS ${result.peakRssSumMB.toFixed(0)} MB in ${peak.processes} processes |`;
+  return { result, line };
 }
 
 /** The commit measured, with "+changes" when the tree differs from it; undefined outside git. */

@@ -1,6 +1,6 @@
 // Plain-text rendering for the terminal.
 import { resultsTable as sharedResultsTable } from '../../webview/format';
-import type { AuditReport, InspectResult, PredictResult } from '../core/types';
+import type { AuditReport, InspectResult, PredictResult, ScanReport } from '../core/types';
 
 export const pct = (v: number | undefined, digits = 4) => (v === undefined ? '—' : (v * 100).toFixed(digits));
 
@@ -50,10 +50,31 @@ export function formatAudit(r: AuditReport, outDir: string): string {
   return [
     `${r.model}: pruned ${r.layer} ranked by ${r.rankedBy} (${r.order}), ${r.classes} classes${r.target !== undefined ? `, target ${r.target}` : ''}, backend ${r.backend} x${r.workers}`,
     `baseline: valid accuracy ${pct(b.validAccuracy)}%${b.validAttackRate !== undefined ? `, valid attack rate ${pct(b.validAttackRate)}%` : ''}`,
+    ...(r.attackEstimate === 'reconstructed-trigger' ? [`attack rates estimated with a reconstructed trigger: ${r.reconstructedTrigger}`] : []),
     '',
     resultsTable(r),
     '',
     `${r.steps.length} sweep steps, ${r.timing.totalSeconds.toFixed(1)} s total${r.timing.imagesPerSecond ? `, ${Math.round(r.timing.imagesPerSecond)} images/s` : ''}`,
     `report: ${outDir}/report.json, ${outDir}/report.md`,
+  ].join('\n');
+}
+
+export function formatScan(r: ScanReport, out: string): string {
+  const rows = [['label', 'role', 'mask L1', 'anomaly index', 'held-out attack rate', 'trigger']];
+  for (const l of [...r.labels].sort((a, b) => b.anomalyIndex - a.anomalyIndex).slice(0, 10)) {
+    rows.push([String(l.label), l.role, l.maskL1.toFixed(1), l.anomalyIndex.toFixed(2), `${pct(l.triggerAttackRate, 1)}%`, l.trigger ?? '']);
+  }
+  const compromised = r.channels.filter((c) => c.compromised);
+  return [
+    `${r.model}`,
+    `  ${r.images} clean images, ${r.classes} classes, layer ${r.layer}, backend ${r.backend}, ${r.timing.totalSeconds.toFixed(1)} s`,
+    '',
+    `verdict: ${r.verdict.toUpperCase()}${r.targets.length ? ` (target ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
+    ...r.evidence.map((e) => `  - ${e}`),
+    '',
+    table(rows) + (r.labels.length > 10 ? `\n  … ${r.labels.length - 10} more labels in scan.json` : ''),
+    '',
+    `stimulation: ${compromised.length} of ${r.channels.length} channels flip >= 90% of images to one label${compromised.length ? `: ${compromised.slice(0, 12).map((c) => `${c.channel}->${c.label}`).join(' ')}` : ''}`,
+    `output: ${out}`,
   ].join('\n');
 }

@@ -4,9 +4,10 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { UserError } from '../core/errors';
 import { checkRepairOptions } from '../core/train/options';
-import type { AuditOptions, AuditReport, Backend, InspectResult, PredictResult, Progress, RepairOptions } from '../core/types';
+import type { AuditOptions, AuditReport, Backend, InspectResult, PredictResult, Progress, RepairOptions, ScanOptions, ScanProgress, ScanReport } from '../core/types';
+import type { WorkerJob } from '../protocol';
 import { JobCancelled, JobError, runJob } from '../worker/client';
-import { formatAudit, formatInspect, formatPredict } from './format';
+import { formatAudit, formatInspect, formatPredict, formatScan } from './format';
 import { demoOptions } from './demo';
 import { writeReportHtml } from './html';
 
@@ -22,6 +23,10 @@ usage:
         [--fine-tune EPOCHS] [--lr 1e-4] [--optimizer adam|sgd] [--train-batch 64]
         [--fine-tune-layers all|above] [--fine-tune-data DATA.h5]
         [--unlearn-trigger TRIGGER.h5 | --unlearn-from-poisoned] [--unlearn-share 0.2] [--seed 1]
+        [--trigger SCANDIR/trigger_<label>.h5 [--trigger-target L]]
+  backdoor-audit scan MODEL --clean DATA.h5 [--arch A] [--layer L] [--images 200] [--labels 3]
+        [--calibration 20] [--seed 1] [--out DIR] [--json]
+                                      find a backdoor, its target and trigger from clean data alone
   backdoor-audit demo [--out DIR]       audit the bundled demo BadNet
 
 common options: --backend auto|onnxruntime|tensorflow|wasm|cpu  --batch-size 256  --workers N  --verbose`;
@@ -35,6 +40,8 @@ const options = {
   'fine-tune': { type: 'string' }, lr: { type: 'string' }, optimizer: { type: 'string' }, 'train-batch': { type: 'string' },
   'fine-tune-layers': { type: 'string' }, 'fine-tune-data': { type: 'string' }, 'unlearn-trigger': { type: 'string' },
   'unlearn-from-poisoned': { type: 'boolean' }, 'unlearn-share': { type: 'string' }, seed: { type: 'string' },
+  trigger: { type: 'string' }, 'trigger-target': { type: 'string' },
+  clean: { type: 'string' }, images: { type: 'string' }, labels: { type: 'string' }, calibration: { type: 'string' },
 } as const;
 
 const REPAIR_FLAGS = ['lr', 'optimizer', 'train-batch', 'fine-tune-layers', 'fine-tune-data', 'unlearn-trigger', 'unlearn-from-poisoned', 'unlearn-share', 'seed'] as const;
@@ -112,14 +119,28 @@ export function auditOptions(model: string, v: Values): AuditOptions {
     out: path.resolve(v.out ?? `${model}.audit`), batchSize: int(v['batch-size'], 'batch-size', 1) ?? 256,
     backend: backendOf(v), workers: int(v.workers, 'workers'), sampleMaps: int(v['sample-maps'], 'sample-maps'),
     ...(repair ? { repair } : {}),
+    ...(v.trigger ? { trigger: path.resolve(v.trigger) } : {}),
+    ...(v['trigger-target'] !== undefined ? { triggerTarget: int(v['trigger-target'], 'trigger-target') } : {}),
+  };
+}
+
+export function scanOptions(model: string, v: Values): ScanOptions {
+  if (!v.clean) throw new UserError('scan needs --clean DATA.h5 (clean images)');
+  return {
+    model: path.resolve(model), arch: v.arch ? path.resolve(v.arch) : undefined, clean: path.resolve(v.clean), layer: v.layer,
+    images: int(v.images, 'images', 2) ?? 200, labels: int(v.labels, 'labels', 1) ?? 3,
+    calibration: int(v.calibration, 'calibration', 0) ?? 20, seed: int(v.seed, 'seed') ?? 1,
+    out: path.resolve(v.out ?? `${model}.scan`), batchSize: int(v['batch-size'], 'batch-size', 1) ?? 256,
+    backend: backendOf(v), workers: int(v.workers, 'workers'),
   };
 }
 
 /** Progress on stderr: a redrawn bar on a terminal, plain lines otherwise. */
-export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (p: Progress) => void {
+export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (p: Progress | ScanProgress) => void {
   let lastLine = '';
   let lastPhase = '';
-  return (p) => {
+  return (progress) => {
+    const p: Partial<Progress> & ScanProgress = progress as Partial<Progress> & ScanProgress;
     const frac = p.total ? `${p.step ?? 0}/${p.total}` : '';
     const acc = p.validAccuracy !== undefined ? ` acc ${(p.validAccuracy * 100).toFixed(2)}%` : '';
     const atk = p.validAttackRate !== undefined ? ` attack ${(p.validAttackRate * 100).toFixed(2)}%` : '';
@@ -143,7 +164,8 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (p
   };
 }
 
-export async function runAudit(opts: AuditOptions, json: boolean): Promise<AuditReport> {
+/** Runs an audit or a scan in the worker, with progress on stderr and Ctrl-C as cancel. */
+async function runWithProgress<T extends AuditReport | ScanReport>(job: WorkerJob, json: boolean): Promise<T> {
   const ac = new AbortController();
   const onSigint = () => {
     process.stderr.write('\ncancelling…\n');
@@ -151,15 +173,18 @@ export async function runAudit(opts: AuditOptions, json: boolean): Promise<Audit
   };
   process.on('SIGINT', onSigint);
   try {
-    const report = await runJob<AuditReport>({ kind: 'audit', options: opts }, {
+    return await runJob<T>(job, {
       signal: ac.signal,
       onProgress: json ? undefined : progressPrinter(),
       onLog: (level, m) => { if (level === 'warn' || !json) process.stderr.write(`${m}\n`); },
     });
-    return report;
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+export function runAudit(opts: AuditOptions, json: boolean): Promise<AuditReport> {
+  return runWithProgress<AuditReport>({ kind: 'audit', options: opts }, json);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -199,6 +224,13 @@ async function main(argv: string[]): Promise<number> {
       const r = await runAudit(opts, !!v.json);
       const html = writeReportHtml(r, opts.out);
       out(`${formatAudit(r, opts.out)}\npage:   ${html}`, r);
+      return 0;
+    }
+    case 'scan': {
+      if (rest.length !== 1) throw new UserError('scan takes one MODEL file');
+      const opts = scanOptions(rest[0], v);
+      const r = await runWithProgress<ScanReport>({ kind: 'scan', options: opts }, !!v.json);
+      out(formatScan(r, opts.out), r);
       return 0;
     }
     case 'demo': {

@@ -90,6 +90,13 @@ export interface AuditOptions {
   workers?: number;
   /** how many images of each set get spatial activation maps in the report */
   sampleMaps?: number;
+  /**
+   * A reconstructed trigger (a scan's trigger_<label>.h5): the poisoned validation
+   * (and test) sets are made by stamping it onto the clean images not of the target.
+   */
+  trigger?: string;
+  /** the label the trigger serves; default: the <label> in the trigger's file name */
+  triggerTarget?: number;
   /** train each B'_X after pruning (fine-tuning, or unlearning a trigger); absent: pruning only, as the lab */
   repair?: RepairOptions;
 }
@@ -229,6 +236,10 @@ export interface AuditReport {
   /** the unlearning trigger, when unlearning ran */
   trigger?: TriggerInfo;
   timing: { totalSeconds: number; phases: Record<string, number>; imagesPerSecond?: number };
+  /** set when the poisoned sets were made with a reconstructed trigger: attack rates are estimates */
+  attackEstimate?: 'reconstructed-trigger';
+  /** the trigger file used, with `attackEstimate` */
+  reconstructedTrigger?: string;
 }
 
 export interface Progress {

@@ -3,18 +3,19 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
-import type { AuditOptions } from '../protocol';
+import type { AuditOptions, ScanOptions } from '../protocol';
 import type { Architectures } from './architecture';
 import type { AuditRunner, IfBusy } from './auditRunner';
 import type { AuditNode, AuditsTree } from './auditsTree';
 import { pickAuditData, pickRepair } from './dataPicker';
 import { COMMANDS, INSPECTOR_VIEW_TYPE } from './ids';
 import { log, showError } from './log';
-import { buildAuditOptions, normalizeThresholds, type DataChoice, type RepairChoice } from './options';
+import { buildAuditOptions, buildScanOptions, buildTriggerAuditOptions, normalizeThresholds, type DataChoice, type RepairChoice } from './options';
 import type { Panels } from './panels';
-import { REPORT_FILE, readReport, repairedModelPath, reportPath } from './reports';
+import { triggerAuditDirFor } from './paths';
+import { REPORT_FILE, SCAN_FILE, readReport, readScan, repairedModelPath, reportPath, triggerFilePath } from './reports';
 import { revealPath } from './reveal';
-import { auditDir, readSettings } from './settings';
+import { auditDir, outputRoot, readSettings, scanDir } from './settings';
 
 /** Extra arguments of backdoorAudit.audit, for scripts and tests (skip the pickers). */
 export interface AuditArgs {
@@ -24,6 +25,15 @@ export interface AuditArgs {
   thresholds?: number[];
   ifBusy?: IfBusy;
   /** open the report panel when done (default true) */
+  open?: boolean;
+}
+
+/** Extra arguments of backdoorAudit.scan, for scripts and tests (skip the picker). */
+export interface ScanArgs {
+  /** clean data file */
+  clean?: string;
+  ifBusy?: IfBusy;
+  /** open the scan view when done (default true) */
   open?: boolean;
 }
 
@@ -66,11 +76,11 @@ export class Actions {
    * Audits run a worker over workspace files, so they need a trusted workspace; inspecting
    * only reads a file and works in restricted mode.
    */
-  private async requireTrust(): Promise<boolean> {
+  private async requireTrust(what = 'Auditing'): Promise<boolean> {
     if (vscode.workspace.isTrusted) return true;
     const manage = 'Manage Workspace Trust';
     const pick = await vscode.window.showWarningMessage(
-      'Auditing runs a worker process on the files of this workspace, so it needs a trusted workspace. (Inspecting models works without trust.)',
+      `${what} runs a worker process on the files of this workspace, so it needs a trusted workspace. (Inspecting models works without trust.)`,
       manage,
     );
     if (pick === manage) await vscode.commands.executeCommand('workbench.trust.manage');
@@ -101,6 +111,48 @@ export class Actions {
     return this.runAndShow(options, args);
   }
 
+  /** Scan for Backdoor (no poisoned data)…: returns the scan folder when a scan finished. */
+  async scan(arg?: unknown, args: ScanArgs = {}): Promise<string | undefined> {
+    if (!(await this.requireTrust('Scanning'))) return undefined;
+    const model = await this.modelFrom(arg, 'scan');
+    if (!model) return undefined;
+    const source = await this.archs.resolve(model);
+    if (!source) return undefined;
+    const settings = readSettings(vscode.Uri.file(model));
+    const clean = args.clean ?? (await pickAuditData(model, settings, this.ctx.workspaceState, ['cleanValid'], `Scan ${path.basename(model)}`))?.cleanValid;
+    if (!clean) return undefined;
+    let options: ScanOptions;
+    try {
+      options = buildScanOptions(settings, model, clean, scanDir(settings, model));
+      if (source.arch) options.arch = source.arch;
+    } catch (err) {
+      void showError(`Cannot scan ${path.basename(model)}`, err);
+      return undefined;
+    }
+    return this.runThenOpen(options.out, () => this.runner.scan(options, args.ifBusy), (d) => this.panels.showScan(d), 'the scan', args.open);
+  }
+
+  /**
+   * "Audit with this trigger" (scan view): the fine-pruning audit of the scanned model with
+   * poisoned sets made by stamping the scan's trigger for `label` onto clean data.
+   * Returns the audit folder when the audit finished.
+   */
+  async auditWithTrigger(scanFolder: string, label: number, args: AuditArgs = {}): Promise<string | undefined> {
+    if (!(await this.requireTrust())) return undefined;
+    const scan = await readScan(scanFolder);
+    const model = reportPath(scanFolder, scan.model);
+    const trigger = triggerFilePath(scanFolder, scan, label);
+    if (!trigger || !existsSync(trigger)) throw new Error(`The scan in ${scanFolder} has no trigger file for label ${label}`);
+    if (!existsSync(model)) throw new Error(`Cannot audit: the scanned model ${model} no longer exists`);
+    const settings = readSettings(vscode.Uri.file(model));
+    const data = args.data ?? (await pickAuditData(model, settings, this.ctx.workspaceState, ['cleanValid', 'cleanTest'],
+      `Audit ${path.basename(model)} with trigger_${label}`));
+    if (!data) return undefined;
+    const options = buildTriggerAuditOptions(settings, model, data, trigger, label, triggerAuditDirFor(model, label, outputRoot(settings, model)));
+    if (scan.arch) options.arch = reportPath(scanFolder, scan.arch);
+    return this.runAndShow(options, args);
+  }
+
   /** The options the audit command would use for `model` and `data` (for tests and scripts). */
   auditOptionsFor(model: string, data: DataChoice): AuditOptions {
     const settings = readSettings(vscode.Uri.file(model));
@@ -128,18 +180,23 @@ export class Actions {
     return source.arch;
   }
 
-  private async runAndShow(options: AuditOptions, args: Pick<AuditArgs, 'ifBusy' | 'open'> = {}): Promise<string | undefined> {
-    const report = await this.runner.run(options, args.ifBusy);
-    if (!report) return undefined;
+  private runAndShow(options: AuditOptions, args: Pick<AuditArgs, 'ifBusy' | 'open'> = {}): Promise<string | undefined> {
+    return this.runThenOpen(options.out, () => this.runner.run(options, args.ifBusy), (d) => this.panels.showAudit(d), 'the audit report', args.open);
+  }
+
+  /** Runs a job; when it finished, refreshes the tree and opens its view (unless `open` is false). */
+  private async runThenOpen(out: string, run: () => Promise<unknown>, show: (dir: string) => Promise<void>,
+    what: string, open?: boolean): Promise<string | undefined> {
+    if (!(await run())) return undefined;
     this.tree.refresh();
-    if (args.open !== false) {
+    if (open !== false) {
       try {
-        await this.panels.showAudit(options.out);
+        await show(out);
       } catch (err) {
-        void showError('Could not open the audit report', err);
+        void showError(`Could not open ${what}`, err);
       }
     }
-    return options.out;
+    return out;
   }
 
   /**
@@ -212,13 +269,16 @@ export class Actions {
     return this.runAndShow(buildAuditOptions(settings, model, data, storage));
   }
 
+  /** Opens an audit or a scan (a tree row, a folder, or one picked from the saved ones). */
   async openReport(node?: AuditNode | string): Promise<void> {
     const dir = typeof node === 'string' ? node : node?.dir ?? (await this.pickAudit());
     if (!dir) return;
+    const isScan = typeof node === 'string' ? existsSync(path.join(dir, SCAN_FILE)) && !existsSync(path.join(dir, REPORT_FILE)) : node?.kind === 'scan';
     try {
-      await this.panels.showAudit(dir);
+      if (isScan) await this.panels.showScan(dir);
+      else await this.panels.showAudit(dir);
     } catch (err) {
-      void showError('Could not open the audit report', err);
+      void showError(`Could not open the ${isScan ? 'scan' : 'audit report'}`, err);
     }
   }
 
@@ -273,6 +333,7 @@ export function registerCommands(actions: Actions): vscode.Disposable[] {
   return [
     wrap(COMMANDS.inspect, (uri?: unknown) => actions.inspect(uri)),
     wrap(COMMANDS.audit, (uri?: unknown, args?: AuditArgs) => actions.audit(uri, args && typeof args === 'object' && !Array.isArray(args) ? args : {})),
+    wrap(COMMANDS.scan, (uri?: unknown, args?: ScanArgs) => actions.scan(uri, args && typeof args === 'object' && !Array.isArray(args) ? args : {})),
     wrap(COMMANDS.openDemo, () => actions.openDemo()),
     wrap(COMMANDS.showLog, () => log().show()),
     wrap(COMMANDS.openReport, (node?: AuditNode | string) => actions.openReport(node)),

@@ -32,11 +32,11 @@ function fileItem(file: string, detail?: string): Item {
   return { label, description: relative === label ? undefined : relative, detail, file };
 }
 
-function pickOne(title: string, step: number, items: Item[], active: Item | undefined, placeholder: string): Promise<Item | undefined> {
+function pickOne(title: string, step: number, steps: number, items: Item[], active: Item | undefined, placeholder: string): Promise<Item | undefined> {
   const qp = vscode.window.createQuickPick<Item>();
   qp.title = title;
   qp.step = step;
-  qp.totalSteps = DATA_SLOTS.length;
+  qp.totalSteps = steps;
   qp.placeholder = placeholder;
   qp.items = items;
   qp.matchOnDescription = true;
@@ -69,16 +69,20 @@ async function browse(model: string, slot: DataSlot): Promise<string | undefined
 }
 
 /**
- * Asks for the four data files. Resolves undefined when the user backs out at any step.
- * Optional steps offer "None"; every step offers "Browse…" for files outside the workspace.
+ * Asks for the data files of `slots` (by default the audit's four). Resolves undefined when
+ * the user backs out at any step. Optional steps offer "None"; every step offers "Browse…"
+ * for files outside the workspace. A scan asks for the clean data only, "Audit with this
+ * trigger" for the clean validation and test data, under their own `title`.
  */
-export async function pickAuditData(model: string, settings: HostSettings, memento: vscode.Memento): Promise<DataChoice | undefined> {
+export async function pickAuditData(
+  model: string, settings: HostSettings, memento: vscode.Memento,
+  slots: readonly DataSlot[] = DATA_SLOTS, title = `Audit ${path.basename(model)}`,
+): Promise<DataChoice | undefined> {
   const files = await workspaceH5Files();
   const remembered = memento.get<Remembered>(memoryKey(model)) ?? {};
   const chosen: Remembered = {};
-  const title = `Audit ${path.basename(model)}`;
 
-  for (const [i, slot] of DATA_SLOTS.entries()) {
+  for (const [i, slot] of slots.entries()) {
     const optional = slot !== 'cleanValid';
     const items: Item[] = [];
     let active: Item | undefined;
@@ -115,7 +119,7 @@ export async function pickAuditData(model: string, settings: HostSettings, memen
       if (!optional || matchesSlot(ranked[0], slot)) active = top;
     }
 
-    const pick = await pickOne(`${title}: ${SLOT_LABELS[slot]}`, i + 1, items, active,
+    const pick = await pickOne(`${title}: ${SLOT_LABELS[slot]}`, i + 1, slots.length, items, active,
       optional ? `Choose the ${SLOT_LABELS[slot]} (optional)` : `Choose the ${SLOT_LABELS[slot]} (required)`);
     if (!pick) return undefined;
     if (pick.action === 'none') {
@@ -127,7 +131,7 @@ export async function pickAuditData(model: string, settings: HostSettings, memen
     chosen[slot] = file;
   }
 
-  await memento.update(memoryKey(model), chosen);
+  await memento.update(memoryKey(model), { ...remembered, ...chosen });
   const choice: DataChoice = { cleanValid: chosen.cleanValid! };
   for (const slot of ['poisonedValid', 'cleanTest', 'poisonedTest'] as const) {
     if (chosen[slot]) choice[slot] = chosen[slot];

@@ -1,10 +1,14 @@
 // Turns the extension's settings into the engine's AuditOptions. Pure (no vscode):
 // settings.ts reads the raw values from the configuration and hands them here.
-import type { AuditOptions, Backend, RankBy, RankOrder, RepairOptions } from '../protocol';
+import type { AuditOptions, Backend, RankBy, RankOrder, RepairOptions, ScanOptions } from '../protocol';
 import type { DataSlot } from './dataFiles';
 
 export const DEFAULT_THRESHOLDS = [2, 4, 10];
 export const DEFAULT_BATCH_SIZE = 256;
+/** The scan's defaults (issue 13): 200 clean images, 3 candidate labels, 20 calibration labels. */
+export const DEFAULT_SCAN = { images: 200, labels: 3, calibration: 20 } as const;
+/** A fixed seed: the same model and data give the same scan. */
+export const SCAN_SEED = 1;
 
 export interface HostSettings {
   thresholds: number[];
@@ -25,6 +29,7 @@ export interface HostSettings {
   target?: number;
   /** training settings used when a repair is chosen in the audit's quick picks */
   repair: Omit<RepairOptions, 'data' | 'trigger' | 'triggerFromPoisoned'>;
+  scan: { images: number; labels: number; calibration: number };
 }
 
 /** The repair chosen for one audit: pruning only (the lab's way), fine-tuning, or unlearning a trigger. */
@@ -92,6 +97,11 @@ export function normalizeSettings(get: (key: string) => unknown): HostSettings {
       share: fraction(get('repair.unlearnShare'), 0.2),
       seed: intAtLeast(get('repair.seed'), 0, 1),
     },
+    scan: {
+      images: intAtLeast(get('scan.images'), 1, DEFAULT_SCAN.images),
+      labels: intAtLeast(get('scan.labels'), 1, DEFAULT_SCAN.labels),
+      calibration: intAtLeast(get('scan.calibration'), 0, DEFAULT_SCAN.calibration),
+    },
   };
 }
 
@@ -130,5 +140,31 @@ export function buildAuditOptions(
     if ('trigger' in repair) opts.repair.trigger = repair.trigger;
     if ('fromPoisoned' in repair) opts.repair.triggerFromPoisoned = true;
   }
+  return opts;
+}
+
+/** The scan job for `model` on the clean images in `clean`. */
+export function buildScanOptions(s: HostSettings, model: string, clean: string, out: string): ScanOptions {
+  const opts: ScanOptions = {
+    model, clean, out,
+    images: s.scan.images, labels: s.scan.labels, calibration: s.scan.calibration,
+    seed: SCAN_SEED, batchSize: s.batchSize, workers: s.workers,
+  };
+  if (s.layer) opts.layer = s.layer;
+  if (s.backend) opts.backend = s.backend;
+  return opts;
+}
+
+/**
+ * "Audit with this trigger": the fine-pruning audit whose poisoned sets are the clean
+ * ones stamped with a scan's reconstructed trigger, with its label as the target.
+ */
+export function buildTriggerAuditOptions(
+  s: HostSettings, model: string, data: { cleanValid: string; cleanTest?: string }, trigger: string, label: number, out: string,
+): AuditOptions {
+  const opts = buildAuditOptions({ ...s, target: undefined }, model, { cleanValid: data.cleanValid, cleanTest: data.cleanTest }, out);
+  opts.trigger = trigger;
+  opts.triggerTarget = label;
+  opts.target = label;
   return opts;
 }

@@ -8,13 +8,13 @@ import * as vscode from 'vscode';
 import { makeNonce, webviewHtml } from '../../webview/html';
 import {
   parseWebviewMessage, type AuditReport, type ChannelMaps, type HostToWebview, type InspectResult,
-  type ViewState, type WebviewToHost,
+  type ScanReport, type ViewState, type WebviewToHost,
 } from '../protocol';
 import { JobCancelled, runJob } from '../worker/client';
-import { AUDIT_PANEL_TYPE, INSPECTOR_VIEW_TYPE } from './ids';
+import { AUDIT_PANEL_TYPE, INSPECTOR_VIEW_TYPE, SCAN_PANEL_TYPE } from './ids';
 import { describeError, log, showError } from './log';
 import { isInsideAny } from './paths';
-import { REPORT_FILE, ReportError, auditDirFromState, dataFileFor, readReport, repairedModelPath, reportPath } from './reports';
+import { REPORT_FILE, ReportError, SCAN_FILE, dataFileFor, readReport, readScan, repairedModelPath, reportDirFromState, reportPath } from './reports';
 import { revealPath } from './reveal';
 import type { HostSettings } from './options';
 import type { ModelSource } from './architecture';
@@ -28,6 +28,8 @@ export interface PanelDeps {
   rerun: (dir: string, thresholds: number[]) => Promise<void>;
   /** the model with its architecture (asked for when weights-only); `choose` asks again */
   modelSource: (model: string, choose: boolean) => Promise<ModelSource | undefined>;
+  /** "Audit with this trigger" in the scan view of `dir` */
+  auditWithTrigger: (dir: string, label: number) => Promise<void>;
 }
 
 function themeKind(): 'light' | 'dark' | 'high-contrast' {
@@ -217,32 +219,86 @@ class AuditPanel {
   }
 }
 
-function titleFor(report: AuditReport): string {
-  return `Audit: ${path.basename(report.model)}`;
+function titleFor(report: AuditReport | ScanReport): string {
+  return `${'kind' in report && report.kind === 'scan' ? 'Scan' : 'Audit'}: ${path.basename(report.model)}`;
+}
+
+/** The view of one backdoor scan (scan.json): read-only, plus "Audit with this trigger". */
+class ScanPanel {
+  readonly conn: ViewConnection;
+
+  constructor(readonly panel: vscode.WebviewPanel, readonly dir: string, report: ScanReport,
+    private readonly deps: PanelDeps, onDispose: () => void) {
+    panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'icon.png');
+    this.conn = new ViewConnection(panel.webview, deps.extensionUri, titleFor(report), (m) => this.handle(m));
+    this.setReport(report);
+    panel.onDidDispose(() => {
+      this.conn.dispose();
+      onDispose();
+    });
+  }
+
+  setReport(report: ScanReport): void {
+    this.panel.title = titleFor(report);
+    this.conn.show({ view: 'scan', report, reportDir: this.dir });
+  }
+
+  private async handle(msg: WebviewToHost): Promise<void> {
+    if (await handleCommon(msg, this.dir)) return;
+    switch (msg.type) {
+      case 'revealReport':
+        await revealPath(path.join(this.dir, SCAN_FILE));
+        return;
+      case 'auditWithTrigger':
+        await this.deps.auditWithTrigger(this.dir, msg.label);
+        return;
+      default:
+        log().warn(`The scan view sent "${msg.type}", which it does not support`);
+    }
+  }
 }
 
 export class Panels implements vscode.Disposable {
   private readonly audits = new Map<string, AuditPanel>();
   /** open inspectors by model file: each re-inspects after "Change Architecture…" */
   private readonly inspectors = new Map<string, Set<() => void>>();
+  private readonly scans = new Map<string, ScanPanel>();
 
   constructor(private readonly deps: PanelDeps) {}
+
+  /** Opens (or brings forward and refreshes) the panel of the scan in `dir`. */
+  async showScan(dir: string): Promise<void> {
+    const report = await readScan(dir);
+    this.showIn(this.scans.get(path.resolve(dir)), SCAN_PANEL_TYPE, report, (p) => p.setReport(report),
+      (panel) => this.attachScan(panel, path.resolve(dir), report));
+  }
+
+  /** Brings forward and refreshes the open panel, or opens a new one. */
+  private showIn<P extends { panel: vscode.WebviewPanel }>(open: P | undefined, type: string, report: AuditReport | ScanReport,
+    refresh: (p: P) => void, attach: (panel: vscode.WebviewPanel) => void): void {
+    if (open) {
+      refresh(open);
+      open.panel.reveal();
+      return;
+    }
+    attach(vscode.window.createWebviewPanel(type, titleFor(report), vscode.ViewColumn.Active, {
+      ...webviewOptions(this.deps.extensionUri),
+      retainContextWhenHidden: false,
+    }));
+  }
+
+  private attachScan(panel: vscode.WebviewPanel, dir: string, report: ScanReport): void {
+    this.scans.get(dir)?.panel.dispose();
+    this.scans.set(dir, new ScanPanel(panel, dir, report, this.deps, () => {
+      if (this.scans.get(dir)?.panel === panel) this.scans.delete(dir);
+    }));
+  }
 
   /** Opens (or brings forward and refreshes) the panel of the audit in `dir`. */
   async showAudit(dir: string): Promise<void> {
     const report = await readReport(dir);
-    const key = path.resolve(dir);
-    const open = this.audits.get(key);
-    if (open) {
-      open.setReport(report);
-      open.panel.reveal();
-      return;
-    }
-    const panel = vscode.window.createWebviewPanel(AUDIT_PANEL_TYPE, titleFor(report), vscode.ViewColumn.Active, {
-      ...webviewOptions(this.deps.extensionUri),
-      retainContextWhenHidden: false,
-    });
-    this.attach(panel, key, report);
+    this.showIn(this.audits.get(path.resolve(dir)), AUDIT_PANEL_TYPE, report, (p) => p.setReport(report),
+      (panel) => this.attach(panel, path.resolve(dir), report));
   }
 
   /** After a re-run: refresh the panel if it is open. */
@@ -267,25 +323,31 @@ export class Panels implements vscode.Disposable {
   }
 
   /**
-   * Restores an audit panel after a reload. Only the folder is taken from the saved
+   * Restore audit and scan panels after a reload. Only the folder is taken from the saved
    * state, it must lie in a folder we write audits to, and the report is read again.
    */
-  readonly serializer: vscode.WebviewPanelSerializer = {
-    deserializeWebviewPanel: async (panel, state) => {
-      const dir = auditDirFromState(state);
-      if (!dir || !isInsideAny(this.deps.allowedRoots(), dir)) {
-        log().warn(`Not restoring an audit panel: ${dir ?? 'no audit folder in its state'} is outside the known audit folders`);
-        panel.webview.html = messagePage('This audit cannot be restored. Open it again from the Backdoor Audits view.');
-        return;
-      }
-      try {
-        this.attach(panel, dir, await readReport(dir));
-      } catch (err) {
-        log().warn(`Not restoring the audit panel of ${dir}: ${describeError(err)}`);
-        panel.webview.html = messagePage(`The audit in ${dir} cannot be shown: ${describeError(err)}`);
-      }
-    },
-  };
+  readonly serializer = this.restorer('audit', readReport, (panel, dir, r) => this.attach(panel, dir, r));
+  readonly scanSerializer = this.restorer('scan', readScan, (panel, dir, r) => this.attachScan(panel, dir, r));
+
+  private restorer<R>(view: 'audit' | 'scan', read: (dir: string) => Promise<R>,
+    attach: (panel: vscode.WebviewPanel, dir: string, report: R) => void): vscode.WebviewPanelSerializer {
+    return {
+      deserializeWebviewPanel: async (panel, state) => {
+        const dir = reportDirFromState(state, view);
+        if (!dir || !isInsideAny(this.deps.allowedRoots(), dir)) {
+          log().warn(`Not restoring ${view} panel: ${dir ?? `no ${view} folder in its state`} is outside the known audit folders`);
+          panel.webview.html = messagePage(`This ${view} cannot be restored. Open it again from the Backdoor Audits view.`);
+          return;
+        }
+        try {
+          attach(panel, dir, await read(dir));
+        } catch (err) {
+          log().warn(`Not restoring the ${view} panel of ${dir}: ${describeError(err)}`);
+          panel.webview.html = messagePage(`The ${view} in ${dir} cannot be shown: ${describeError(err)}`);
+        }
+      },
+    };
+  }
 
   /** The inspect view in `panel` (a custom editor's), for `model`. */
   attachInspector(panel: vscode.WebviewPanel, model: string): void {
@@ -330,8 +392,13 @@ export class Panels implements vscode.Disposable {
     for (const again of this.inspectors.get(model) ?? []) again();
   }
 
+  postToScan(dir: string, msg: HostToWebview): void {
+    this.scans.get(path.resolve(dir))?.conn.post(msg);
+  }
+
   dispose(): void {
-    for (const p of this.audits.values()) p.panel.dispose();
+    for (const p of [...this.audits.values(), ...this.scans.values()]) p.panel.dispose();
     this.audits.clear();
+    this.scans.clear();
   }
 }

@@ -73,18 +73,31 @@ export function resolveSettingPath(p: string, vars: PathVariables, base: string)
  * `<outputFolder>/<model name>.audit/` when the outputFolder setting is set
  * (one folder per model, so audits of different models never overwrite each other).
  */
-export function auditDirFor(model: string, outputFolder?: string): string {
-  const name = path.basename(model) + '.audit';
+export function auditDirFor(model: string, outputFolder?: string, suffix = '.audit'): string {
+  const name = path.basename(model) + suffix;
   return outputFolder ? path.join(outputFolder, name) : path.join(path.dirname(model), name);
 }
 
+/** Where a backdoor scan of `model` is written: `<model>.scan/`, placed like its audit. */
+export function scanDirFor(model: string, outputFolder?: string): string {
+  return auditDirFor(model, outputFolder, '.scan');
+}
+
 /**
- * True when any folder on the path is an audit output folder: `*.audit`, or the
- * `*.audit.partial-<pid>` / `*.audit.old-<pid>` folders the engine swaps it in with.
+ * Where "Audit with this trigger" writes: `<model>.trigger_<label>.audit/`, beside the
+ * model's own audit, so an audit with the attacker's real data is never overwritten.
+ */
+export function triggerAuditDirFor(model: string, label: number, outputFolder?: string): string {
+  return auditDirFor(model, outputFolder, `.trigger_${label}.audit`);
+}
+
+/**
+ * True when any folder on the path is an audit or scan output folder: `*.audit`, `*.scan`,
+ * or the `*.partial-<pid>` / `*.old-<pid>` folders the engine swaps them in with.
  */
 export function isInAuditFolder(p: string): boolean {
   const parts = path.resolve(p).split(/[\\/]/);
-  return parts.slice(0, -1).some((seg) => /\.audit(\.(partial|old)-\d+)?$/.test(seg));
+  return parts.slice(0, -1).some((seg) => /\.(audit|scan)(\.(partial|old)-\d+)?$/.test(seg));
 }
 
 /** A key that identifies one model file, for "is an audit of this model running?". */

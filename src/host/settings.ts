@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import type { DataSlot } from './dataFiles';
 import { normalizeSettings, type HostSettings } from './options';
-import { auditDirFor, expandVariables, resolveSettingPath, type PathVariables } from './paths';
+import { auditDirFor, expandVariables, resolveSettingPath, scanDirFor, type PathVariables } from './paths';
 
 export const SECTION = 'backdoorAudit';
 
@@ -44,6 +44,10 @@ export function outputRoot(s: HostSettings, model: string): string | undefined {
 
 export function auditDir(s: HostSettings, model: string): string {
   return auditDirFor(model, outputRoot(s, model));
+}
+
+export function scanDir(s: HostSettings, model: string): string {
+  return scanDirFor(model, outputRoot(s, model));
 }
 
 /**

@@ -5,7 +5,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  H5_STUCK_MARKER, parseWorkerMessage, type JobResult, type Progress, type WorkerError, type WorkerJob, type WorkerRequest,
+  H5_STUCK_MARKER, parseWorkerMessage, type JobProgress, type JobResult, type ProgressOf, type WorkerError, type WorkerJob, type WorkerRequest,
 } from '../protocol';
 
 export class JobError extends Error {
@@ -19,8 +19,8 @@ export class JobCancelled extends Error {
   }
 }
 
-export interface RunOptions {
-  onProgress?: (p: Progress) => void;
+export interface RunOptions<P extends JobProgress = JobProgress> {
+  onProgress?: (p: P) => void;
   onLog?: (level: 'info' | 'warn', message: string) => void;
   signal?: AbortSignal;
   /** path of dist/worker.mjs; found next to the caller's bundle by default */
@@ -65,7 +65,7 @@ export function recoverAuditOutput(out: string, pid: number): void {
   } catch { /* best effort: never hide the job's own outcome */ }
 }
 
-export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {}): Promise<T> {
+export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions<ProgressOf<T>> = {}): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new JobCancelled());
     const id = nextId++;
@@ -102,7 +102,7 @@ export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {
       const msg = parseWorkerMessage(raw);
       if (!msg || msg.id !== id) return;
       switch (msg.type) {
-        case 'progress': opts.onProgress?.(msg.progress); break;
+        case 'progress': opts.onProgress?.(msg.progress as ProgressOf<T>); break;
         case 'log': opts.onLog?.(msg.level, msg.message); break;
         case 'result': finish(() => resolve(msg.result as T)); child.disconnect(); break;
         case 'error': finish(() => reject(new JobError(msg.error))); child.disconnect(); break;
@@ -111,7 +111,7 @@ export function runJob<T extends JobResult>(job: WorkerJob, opts: RunOptions = {
     });
     child.on('error', (err) => finish(() => reject(new JobError({ message: `worker failed to start: ${err.message}` }))));
     child.on('exit', (code, signal) => {
-      if (job.kind === 'audit' && child.pid) recoverAuditOutput(job.options.out, child.pid);
+      if ((job.kind === 'audit' || job.kind === 'scan') && child.pid) recoverAuditOutput(job.options.out, child.pid);
       const died = () => finish(() => {
         if (opts.signal?.aborted) return reject(new JobCancelled());
         const stuck = stuckFile(stderr);

@@ -12,9 +12,11 @@ import { archFits } from '../core/keras/archFit';
 import { initBackend } from '../core/model/backend';
 import { predictFiles } from '../core/predict';
 import { loadRunnable } from '../core/runnable';
-import type { AuditOptions, ChannelMaps } from '../core/types';
-import type { JobResult, ShardCall, ShardReply, WorkerError, WorkerJob, WorkerMessage, WorkerRequest } from '../protocol';
-import { ShardProcess } from './shardProcess';
+import { runScan } from '../core/scan/scan';
+import { ScanShard, type ScanShardApi, type ScanShardInit } from '../core/scan/shard';
+import type { AuditOptions, ChannelMaps, ScanOptions } from '../core/types';
+import type { JobResult, ShardCall, ShardMethod, ShardReply, WorkerError, WorkerJob, WorkerMessage, WorkerRequest } from '../protocol';
+import { ScanShardProcess, ShardProcess } from './shardProcess';
 import { startH5Watchdog } from './watchdog';
 
 const send = (m: WorkerMessage | ShardReply) => process.send?.(m);
@@ -34,16 +36,29 @@ export function toWorkerError(e: unknown): WorkerError {
 // ---------------- shard role ----------------
 
 function serveShard() {
+  // One process serves either the audit's calls or the scan's.
   const shard = new Shard();
+  const scan = new ScanShard();
+  const scanMethods: Partial<Record<ShardMethod, (...a: never[]) => Promise<unknown>>> = {
+    scanInit: (req: ScanShardInit) => scan.init(req),
+    scanReconstruct: (label: number) => scan.reconstruct(label),
+  };
   process.on('message', async (m: ShardCall) => {
     if (m.type === 'cancel') {
       shard.cancelled = true;
+      scan.cancel();
       return;
     }
     try {
-      const fn = (shard as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[m.method];
-      if (!['init', 'load', 'step', 'evaluate', 'dispose'].includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
-      const result = await fn.apply(shard, m.args);
+      let result: unknown;
+      const scanFn = scanMethods[m.method];
+      if (scanFn) result = await (scanFn as (...a: unknown[]) => Promise<unknown>)(...m.args);
+      else {
+        const fn = (shard as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[m.method];
+        if (!['init', 'load', 'step', 'evaluate', 'dispose'].includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
+        result = await fn.apply(shard, m.args);
+        if (m.method === 'dispose') await scan.dispose();
+      }
       send({ type: 'reply', seq: m.seq, result });
     } catch (e) {
       send({ type: 'fail', seq: m.seq, error: toWorkerError(e) });
@@ -54,19 +69,31 @@ function serveShard() {
 
 // ---------------- job role ----------------
 
-async function shardsFor(opts: AuditOptions): Promise<ShardApi[]> {
+/** Parallel processes for a job: tfjs-node already uses every core; wasm and cpu run one thread per process. */
+async function processesFor(opts: { backend?: AuditOptions['backend']; workers?: number }): Promise<number> {
   const backend = await initBackend(opts.backend);
-  const cores = os.availableParallelism();
   // tfjs-node already uses every core; wasm and cpu run one thread per process. ONNX Runtime
   // could use the cores from one process, but one single-threaded process per core was faster
   // (README, Performance: 2 processes × 1 thread against 1 × 2 threads).
-  const wanted = opts.workers || (backend === 'tensorflow' ? 1 : Math.min(4, cores));
+  return opts.workers || (backend === 'tensorflow' ? 1 : Math.min(4, os.availableParallelism()));
+}
+
+async function shardsFor(opts: AuditOptions): Promise<ShardApi[]> {
+  const wanted = await processesFor(opts);
+  const cores = os.availableParallelism();
   if (wanted <= 1) return [new Shard()];
   // Every shard in its own process: a shard computing in this one would keep
   // the others waiting for their next chunk until its batch ends.
   const self = fileURLToPath(import.meta.url);
   const threads = Math.max(1, Math.floor(cores / wanted));
   return Array.from({ length: wanted }, () => new ShardProcess(self, threads));
+}
+
+/** The scan's shards: one here (this process only waits meanwhile), the rest in shard processes. */
+async function scanShardsFor(opts: ScanOptions): Promise<ScanShardApi[]> {
+  const wanted = await processesFor(opts);
+  const self = fileURLToPath(import.meta.url);
+  return [new ScanShard(), ...Array.from({ length: wanted - 1 }, () => new ScanShardProcess(self))];
 }
 
 async function channelMaps(job: Extract<WorkerJob, { kind: 'channelMaps' }>): Promise<ChannelMaps> {
@@ -118,6 +145,15 @@ function serveJobs() {
           } finally {
             await Promise.all(shards.map((s) => s.dispose()));
           }
+          break;
+        }
+        case 'scan': {
+          const scanShards = await scanShardsFor(job.options);
+          // runScan disposes its shards; a cancel also reaches them through the signal.
+          result = await runScan(job.options, {
+            shards: scanShards, signal: ac.signal,
+            progress: (progress) => send({ type: 'progress', id: req.id, progress }),
+          });
           break;
         }
         default: throw new Error(`unknown job ${(job as { kind: string }).kind}`);

@@ -3,6 +3,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { CancelledError, UserError } from '../core/errors';
 import type { Counts, EvalCounts, LoadRequest, LoadResult, ShardApi, ShardInfo, ShardInit } from '../core/audit/shard';
+import type { ScanShardApi, ScanShardInit } from '../core/scan/shard';
+import type { Reconstruction } from '../core/scan/trigger';
 import type { ShardCall, ShardMethod, ShardReply } from '../protocol';
 import { stuckFile } from './client';
 
@@ -57,7 +59,7 @@ export class ShardProcess implements ShardApi {
     return this.child.pid;
   }
 
-  private call<T>(method: ShardMethod, ...args: unknown[]): Promise<T> {
+  call<T>(method: ShardMethod, ...args: unknown[]): Promise<T> {
     if (this.exited) return Promise.reject(new Error('a parallel inference process has exited'));
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
@@ -80,4 +82,16 @@ export class ShardProcess implements ShardApi {
     await this.call('dispose').catch(() => {});
     this.child.kill();
   }
+}
+
+/** A scan shard (trigger reconstruction for the labels it is handed) in a shard process. */
+export class ScanShardProcess implements ScanShardApi {
+  private readonly proc: ShardProcess;
+  constructor(workerPath: string) {
+    this.proc = new ShardProcess(workerPath);
+  }
+  init(req: ScanShardInit) { return this.proc.call<void>('scanInit', req); }
+  reconstruct(label: number) { return this.proc.call<Reconstruction>('scanReconstruct', label); }
+  cancel() { this.proc.cancel(); }
+  dispose() { return this.proc.dispose(); }
 }

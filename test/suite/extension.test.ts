@@ -164,7 +164,7 @@ suite('audits of one model and of several', () => {
   /** Until the runner has taken the audit of `model` (queued or running). */
   const started = async (model: string) => {
     const api = await extension().activate();
-    await until(`the audit of ${path.basename(model)} to start`, () => api.auditing(model), 10_000);
+    await until(`the audit of ${path.basename(model)} to start`, () => api.writing(`${model}.audit`), 10_000);
   };
 
   suiteSetup(() => {

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { openDataset } from '../data/dataset';
 import { CancelledError, UserError } from '../errors';
+import { labelFromTriggerName, readTrigger, writeStampedSet } from '../data/trigger';
 import { loadModel } from '../keras/load';
 import type { AuditOptions, AuditReport, ChannelMaps, ChannelRank, DataSetInfo, Progress, SweepStep, ThresholdResult } from '../types';
 import { reportMarkdown } from './markdown';
@@ -64,6 +65,31 @@ function bySet<T>(items: Chunk[], results: T[]): Partial<Record<SetKey, T[]>> {
 const zero = (): Counts => ({ count: 0, correct: 0, hits: 0 });
 
 export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<AuditReport> {
+  if (!opts.trigger) return auditWith(opts, hooks);
+  // A reconstructed trigger: the poisoned sets are the clean ones stamped with it,
+  // written into the staging folder so they are committed with the report.
+  const folder = new OutputFolder(opts.out);
+  try {
+    if (opts.poisonedValid || opts.poisonedTest) throw new UserError('--trigger makes the poisoned sets from the clean ones; do not also give --poisoned-valid or --poisoned-test');
+    const target = opts.triggerTarget ?? labelFromTriggerName(opts.trigger);
+    if (target === undefined) throw new UserError('the file name does not say which label the trigger serves (trigger_<label>.h5); give it with --trigger-target', opts.trigger, 'no-target');
+    if (opts.target !== undefined && opts.target !== target) throw new UserError(`--target ${opts.target} disagrees with the trigger's label ${target}`, opts.trigger, 'no-target');
+    hooks.progress?.({ phase: 'reading', message: `stamping ${path.basename(opts.trigger)} onto the clean images` });
+    const model = await loadModel(opts.model, opts.arch);
+    const trigger = await readTrigger(opts.trigger, model.graph.inputShape);
+    const poisonedValid = path.join(folder.tmp, 'stamped_valid.h5');
+    await writeStampedSet(opts.cleanValid, trigger, target, poisonedValid);
+    const poisonedTest = opts.cleanTest ? path.join(folder.tmp, 'stamped_test.h5') : undefined;
+    if (opts.cleanTest && poisonedTest) await writeStampedSet(opts.cleanTest, trigger, target, poisonedTest);
+    if (hooks.signal?.aborted) throw new CancelledError();
+    return await auditWith({ ...opts, poisonedValid, poisonedTest, target }, hooks, folder);
+  } catch (e) {
+    folder.abandon();
+    throw e;
+  }
+}
+
+async function auditWith(opts: AuditOptions, hooks: AuditHooks, staged?: OutputFolder): Promise<AuditReport> {
   const t0 = performance.now();
   const phases: Record<string, number> = {};
   let phaseStart = t0;
@@ -239,7 +265,9 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
   // ---- writing: repaired models and the report, swapped in only when complete
   check();
   report({ phase: 'writing', message: `writing ${opts.out}` });
-  const folder = new OutputFolder(opts.out);
+  const folder = staged ?? new OutputFolder(opts.out);
+  // Files made in the staging folder are named by where they will be after the commit.
+  const final = (f: string | undefined) => (f && f.startsWith(folder.tmp + path.sep) ? path.join(opts.out, path.relative(folder.tmp, f)) : f);
   try {
     const prunedNets: Record<string, string> = {};
     for (const t of reached) {
@@ -269,8 +297,8 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
       order: opts.order,
       classes,
       ...(target !== undefined ? { target } : {}),
-      options: optionsRest,
-      data: data as AuditReport['data'],
+      options: { ...optionsRest, poisonedValid: final(optionsRest.poisonedValid), poisonedTest: final(optionsRest.poisonedTest) },
+      data: Object.fromEntries(Object.entries(data).map(([k, d]) => [k, { ...d, file: final(d.file)! }])) as AuditReport['data'],
       baseline: {
         validAccuracy,
         ...(validAttackRate !== undefined ? { validAttackRate } : {}),
@@ -289,6 +317,7 @@ export async function runAudit(opts: AuditOptions, hooks: AuditHooks): Promise<A
       samples,
       ...(repaired?.trigger ? { trigger: repaired.trigger } : {}),
       timing: { totalSeconds, phases, imagesPerSecond: (validTotal + testTotal) / totalSeconds },
+      ...(opts.trigger ? { attackEstimate: 'reconstructed-trigger' as const, reconstructedTrigger: opts.trigger } : {}),
     };
     endPhase('writing');
     result.timing.phases = { ...phases };

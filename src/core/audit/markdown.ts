@@ -10,6 +10,7 @@ export function reportMarkdown(r: AuditReport): string {
     '',
     `Fine-pruning of \`${r.layer}\` (${r.ranking.length} channels), ranked by the mean activation of \`${r.rankedBy}\` on clean validation data, ${r.order} order. ${r.classes} classes${r.target !== undefined ? `; attacker target ${r.target}` : ''}. Backend ${r.backend} × ${r.workers}, ${new Date(r.createdAt).toISOString()}.`,
     '',
+    ...(r.attackEstimate === 'reconstructed-trigger' ? [`**Attack rates are estimated with a reconstructed trigger** (\`${r.reconstructedTrigger}\`): the poisoned sets are the clean images not of label ${r.target}, stamped with it.`, ''] : []),
     '| data | file | images |',
     '|---|---|---|',
     ...(['cleanValid', 'poisonedValid', 'cleanTest', 'poisonedTest'] as const).filter((k) => d[k]).map((k) => `| ${k} | \`${d[k]!.file}\` | ${d[k]!.count} |`),

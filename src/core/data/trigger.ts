@@ -5,6 +5,7 @@
 import { UserError } from '../errors';
 import { closeQuietly, guard, isDataset, openH5 } from '../h5/file';
 import { writeArraysH5 } from '../h5/write';
+import { openDataset } from './dataset';
 
 export interface Trigger {
   height: number;
@@ -66,4 +67,57 @@ export function stamp(images: Float32Array, n: number, t: Trigger): Float32Array
     }
   }
   return images;
+}
+
+/** The <label> in a scan's trigger_<label>.h5, if the name says it. */
+export function labelFromTriggerName(file: string): number | undefined {
+  const m = /trigger_(\d+)\.h5$/i.exec(file);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * A poisoned set made from clean data: every image whose label is not `target`,
+ * stamped with `t`, labelled `target`, written as float32 (N, H, W, C) `data`
+ * and `label`. Returns how many images it holds.
+ */
+export async function writeStampedSet(clean: string, t: Trigger, target: number, out: string, classes?: number): Promise<number> {
+  const shape = [t.height, t.width, t.channels];
+  const src = await openDataset(clean, shape, classes);
+  try {
+    if (!src.labels) throw new UserError('has no "label" dataset, so the images of the target label cannot be left out', clean, 'no-labels');
+    const per = t.height * t.width * t.channels;
+    const keep: number[] = [];
+    src.labels.forEach((l, i) => { if (l !== target) keep.push(i); });
+    if (!keep.length) throw new UserError(`every image has the target label ${target}; none is left to stamp`, clean, 'empty-data');
+    const data = new Float32Array(keep.length * per);
+    const chunk = 1024;
+    // Copy the kept images in order, then stamp them all at once.
+    let k = 0;
+    for (let s = 0; s < src.info.count; s += chunk) {
+      const e = Math.min(src.info.count, s + chunk);
+      const part = src.read(s, e);
+      for (let i = s; i < e; i++) if (src.labels[i] !== target) data.set(part.subarray((i - s) * per, (i - s + 1) * per), (k++) * per);
+    }
+    stamp(data, keep.length, t);
+    // Same layout as the clean file, so the audit sees matching sets.
+    const first = src.info.axisOrder === 'channels_first';
+    await writeArraysH5(out, [
+      first ? { name: 'data', shape: [keep.length, t.channels, t.height, t.width], data: toChannelsFirst(data, keep.length, t.height * t.width, t.channels) }
+        : { name: 'data', shape: [keep.length, ...shape], data },
+      { name: 'label', shape: [keep.length], data: new Float32Array(keep.length).fill(target) },
+    ]);
+    return keep.length;
+  } finally {
+    src.close();
+  }
+}
+
+/** (N, H, W, C) to (N, C, H, W). */
+function toChannelsFirst(x: Float32Array, n: number, plane: number, channels: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const per = plane * channels;
+  for (let i = 0; i < n; i++) {
+    for (let p = 0; p < plane; p++) for (let k = 0; k < channels; k++) out[i * per + k * plane + p] = x[i * per + p * channels + k];
+  }
+  return out;
 }

@@ -1,0 +1,35 @@
+import type { ScanReport } from '../types';
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+
+/** scan.md: the verdict, the numbers behind it, and every optimised label. */
+export function scanMarkdown(r: ScanReport): string {
+  const compromised = r.channels.filter((c) => c.compromised);
+  return [
+    `# Backdoor scan of \`${r.model}\``,
+    '',
+    `**Verdict: ${r.verdict}**${r.targets.length ? ` (target label${r.targets.length > 1 ? 's' : ''} ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
+    '',
+    ...r.evidence.map((e) => `- ${e}`),
+    '',
+    `${r.images} clean images from \`${r.data.file}\`; ${r.classes} classes; layer \`${r.layer}\`; backend ${r.backend}; ${new Date(r.createdAt).toISOString()}.`,
+    '',
+    '## Reconstructed triggers (Neural Cleanse)',
+    '',
+    '| label | role | mask L1 | anomaly index | held-out attack rate | trigger |',
+    '|---|---|---|---|---|---|',
+    ...[...r.labels].sort((a, b) => b.anomalyIndex - a.anomalyIndex)
+      .map((l) => `| ${l.label} | ${l.role} | ${l.maskL1.toFixed(1)} | ${l.anomalyIndex.toFixed(2)} | ${pct(l.triggerAttackRate)} | ${l.trigger ? `\`${l.trigger}\`` : ''} |`),
+    '',
+    '## Channel stimulation (ABS)',
+    '',
+    `Levels: ${r.levels.join(', ')} × the layer's largest clean value. ${compromised.length} of ${r.channels.length} channels flip ≥ 90% of the images to one label.`,
+    '',
+    '| channel | label | flip rate | level | logit rise | elevation | compromised |',
+    '|---|---|---|---|---|---|---|',
+    ...r.channels.map((c) => `| ${c.channel} | ${c.label} | ${pct(c.flipRate)} | ${c.level.toFixed(2)} | ${c.logitRise.toFixed(2)} | ${c.elevation.toFixed(2)} | ${c.compromised ? 'yes' : ''} |`),
+    '',
+    `Time: ${r.timing.totalSeconds.toFixed(1)} s (${Object.entries(r.timing.phases).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}).`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,265 @@
+// The scan: is there a backdoor, which label does it serve, what does its
+// trigger look like, from clean images alone. Stimulation (forward passes at
+// the audit's layer) screens labels cheaply, as K-Arm advises for models with
+// many labels; trigger reconstruction then decides, per Neural Cleanse.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { PNG } from 'pngjs';
+import { makePlan } from '../audit/plan';
+import { OutputFolder } from '../audit/output';
+import { openDataset } from '../data/dataset';
+import { stamp, writeTrigger } from '../data/trigger';
+import { CancelledError, UserError } from '../errors';
+import { loadRunnable } from '../runnable';
+import type { ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
+import { InputGradient } from './backprop';
+import { scanMarkdown } from './markdown';
+import { readImages, ScanShard, type ScanShardApi } from './shard';
+import { stimulate } from './stimulate';
+import type { Reconstruction, ReconstructSettings } from './trigger';
+import { anomalyIndices, decide } from './verdict';
+
+export interface ScanHooks {
+  /** where triggers are reconstructed; one in-process shard by default */
+  shards?: ScanShardApi[];
+  progress?: (p: ScanProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** Models with at most this many classes get every label optimised. */
+export const ALL_LABELS_UP_TO = 50;
+/** Optimisation per label: enough for NC's schedule to shrink the mask several times. */
+export const STEPS = 100;
+export const BATCH = 16;
+
+/** `count` indices spread evenly over `total` (the lab's files are sorted by class). */
+export function spreadIndices(total: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.floor((i * total) / count));
+}
+
+/** Seeded sample of `k` items of `from` (Fisher-Yates on a copy, mulberry32). */
+export function sample<T>(from: T[], k: number, seed: number): T[] {
+  const a = [...from];
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a.slice(0, k);
+}
+
+export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise<ScanReport> {
+  const t0 = performance.now();
+  const phases: Record<string, number> = {};
+  let phaseStart = t0;
+  const endPhase = (name: string) => {
+    const now = performance.now();
+    phases[name] = (now - phaseStart) / 1000;
+    phaseStart = now;
+  };
+  const report = (p: ScanProgress) => hooks.progress?.(p);
+  const check = () => {
+    if (hooks.signal?.aborted) throw new CancelledError();
+  };
+  if (!(opts.images >= 1)) throw new UserError(`--images ${opts.images}: give at least 1 clean image`);
+  if (!(opts.labels >= 1)) throw new UserError(`--labels ${opts.labels}: give at least 1 candidate label`);
+
+  // ---- reading
+  report({ phase: 'reading', message: `loading ${path.basename(opts.model)}` });
+  const own: tf.Tensor[] = [];
+  const shards = hooks.shards ?? [new ScanShard()];
+  let top: InputGradient | undefined;
+  let loaded: Awaited<ReturnType<typeof loadRunnable>> | undefined;
+  try {
+    loaded = await loadRunnable(opts.model, opts.arch, opts.backend);
+    const { net, backend } = loaded;
+    top = new InputGradient(net);
+    const plan = makePlan(net, 'pool', opts.layer);
+    const shape = net.graph.inputShape as [number, number, number];
+    const [h, w, c] = shape;
+    const per = h * w * c;
+    const src = await openDataset(opts.clean, shape, net.classes);
+    let pixels: Float32Array;
+    const n = Math.min(opts.images, src.info.count);
+    const indices = spreadIndices(src.info.count, n);
+    const srcLabels = src.labels;
+    try {
+      pixels = readImages(src, indices, per);
+    } finally {
+      src.close();
+    }
+    if (n < 2) throw new UserError(`has ${n} image; the scan needs at least 2 (to optimise on and to check on)`, opts.clean, 'too-few-images');
+    let low = Infinity, high = -Infinity;
+    for (const v of pixels) {
+      if (v < low) low = v;
+      if (v > high) high = v;
+    }
+    if (!(high > low)) throw new UserError('every pixel of the clean images has the same value', opts.clean, 'bad-data');
+    endPhase('reading');
+
+    // ---- lower layers once per image; B's predictions from the top
+    check();
+    const x = tf.tensor4d(pixels, [n, h, w, c]);
+    own.push(x);
+    const parts: tf.Tensor[] = [];
+    for (let s = 0; s < n; s += opts.batchSize) {
+      const e = Math.min(n, s + opts.batchSize);
+      parts.push(tf.tidy(() => net.run(tf.slice(x, s, e - s), [plan.cachePoint]).get(plan.cachePoint)!));
+      report({ phase: 'lower-layers', message: `clean images through ${plan.cachePoint}`, step: e, total: n });
+    }
+    const cache = tf.concat(parts) as tf.Tensor4D;
+    tf.dispose(parts);
+    own.push(cache);
+    const predT = tf.tidy(() => tf.argMax(top!.logits(undefined, new Map([[plan.cachePoint, cache]])), 1));
+    const predictions = Int32Array.from(await predT.data());
+    predT.dispose();
+    const labelsOf = indices.map((i, k) => (srcLabels ? srcLabels[i] : predictions[k]));
+    endPhase('lower-layers');
+
+    // ---- stimulation
+    check();
+    const stim = await stimulate({
+      top, cachePoint: plan.cachePoint, cache, cleanPred: predictions, batchRows: Math.max(opts.batchSize, 2048), signal: hooks.signal,
+      progress: (done, total) => report({ phase: 'stimulation', message: `stimulating ${plan.conv}: channel × level`, step: done, total }),
+    });
+    endPhase('stimulation');
+
+    // ---- which labels to reconstruct
+    const classes = net.classes;
+    const candidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
+    // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
+    const others = stim.ranked.filter((l) => !candidates.includes(l)).sort((a, b) => a - b);
+    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
+    const toOptimise = [...candidates, ...calibration];
+    if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
+
+    // ---- trigger reconstruction, the labels spread over the shards
+    // Even positions optimise, odd ones check: both halves span the file.
+    const optimise = indices.filter((_, k) => k % 2 === 0);
+    const heldOut = indices.filter((_, k) => k % 2 === 1);
+    const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
+    const settings: ReconstructSettings = { steps: STEPS, batch: BATCH, seed: opts.seed, low, high };
+    await Promise.all(shards.map((s) => s.init({
+      model: opts.model, arch: opts.arch, backend: opts.backend, clean: opts.clean, optimise, heldOut, heldOutLabels, settings,
+    })));
+    const results = new Map<number, Reconstruction>();
+    let next = 0;
+    const onAbort = () => shards.forEach((s) => s.cancel());
+    hooks.signal?.addEventListener('abort', onAbort);
+    try {
+      await Promise.all(shards.map(async (shard) => {
+        while (next < toOptimise.length) {
+          check();
+          const label = toOptimise[next++];
+          results.set(label, await shard.reconstruct(label));
+          report({ phase: 'trigger', message: `reconstructed the trigger of label ${label}`, step: results.size, total: toOptimise.length });
+        }
+      }));
+    } finally {
+      hooks.signal?.removeEventListener('abort', onAbort);
+    }
+    check();
+    const recs = toOptimise.map((l) => results.get(l)!);
+    const ai = anomalyIndices(recs.map((r) => r.maskL1));
+    const labels: ScanLabel[] = recs.map((r, i) => ({
+      label: r.label,
+      role: candidates.includes(r.label) ? 'candidate' : 'calibration',
+      maskL1: r.maskL1,
+      triggerAttackRate: r.heldOutAttackRate,
+      anomalyIndex: ai[i],
+    }));
+    const verdict = decide(labels, stim.channels, plan.conv);
+    // Trigger files for the candidates, every target found, and the smallest mask (the most suspicious label
+    // even when nothing is flagged, so it can be audited with).
+    const smallest = labels[[...ai.keys()].sort((a, b) => ai[b] - ai[a])[0]].label;
+    const withFile = new Set([...candidates, ...verdict.targets.map((t) => t.label), smallest]);
+    for (const l of labels) if (withFile.has(l.label)) l.trigger = `trigger_${l.label}.h5`;
+    endPhase('trigger');
+
+    // ---- preview: a held-out clean image not of the top label, with and without its trigger
+    const shown = verdict.targets[0]?.label ?? smallest;
+    const shownRec = results.get(shown)!;
+    const k = heldOut.findIndex((_, j) => heldOutLabels[j] !== shown);
+    const imageAt = indices.indexOf(heldOut[Math.max(0, k)]);
+    const image = pixels.slice(imageAt * per, (imageAt + 1) * per);
+    const stamped = stamp(Float32Array.from(image), 1, shownRec.trigger);
+
+    // ---- writing
+    check();
+    report({ phase: 'writing', message: `writing ${opts.out}` });
+    const { out: _out, ...optionsRest } = opts;
+    const result: ScanReport = {
+      version: 1,
+      kind: 'scan',
+      createdAt: new Date().toISOString(),
+      model: opts.model,
+      ...(opts.arch ? { arch: opts.arch } : {}),
+      backend,
+      layer: plan.conv,
+      images: n,
+      classes,
+      verdict: verdict.verdict,
+      evidence: verdict.evidence,
+      targets: verdict.targets,
+      channels: stim.channels,
+      levels: stim.levels,
+      labelsOptimised: toOptimise,
+      labels,
+      data: src.info,
+      options: optionsRest,
+      preview: {
+        height: h, width: w, channels: c, min: low, max: high,
+        image: Array.from(image), mask: Array.from(shownRec.trigger.mask), pattern: Array.from(shownRec.trigger.pattern), stamped: Array.from(stamped), label: shown,
+      },
+      timing: { totalSeconds: 0, phases },
+    };
+    const folder = new OutputFolder(opts.out);
+    try {
+      for (const l of labels) {
+        if (!l.trigger) continue;
+        check();
+        const t = results.get(l.label)!.trigger;
+        await writeTrigger(path.join(folder.tmp, l.trigger), t);
+        writePng(path.join(folder.tmp, `trigger_${l.label}_mask.png`), w, h, 1, t.mask, 0, 1);
+        writePng(path.join(folder.tmp, `trigger_${l.label}_pattern.png`), w, h, c, t.pattern, low, high);
+      }
+      endPhase('writing');
+      result.timing = { totalSeconds: (performance.now() - t0) / 1000, phases: { ...phases } };
+      folder.writeText('scan.json', JSON.stringify(result, null, 1));
+      folder.writeText('scan.md', scanMarkdown(result));
+      check();
+      folder.commit();
+    } catch (e) {
+      folder.abandon();
+      throw e;
+    }
+    report({ phase: 'done', message: `scan written to ${opts.out}: ${result.verdict}` });
+    return result;
+  } finally {
+    tf.dispose(own);
+    top?.dispose();
+    loaded?.net.dispose();
+    await Promise.all(shards.map((s) => s.dispose()));
+  }
+}
+
+/** An H×W image with 1 or 3 channels, values mapped from [low, high] to 0..255. */
+function writePng(file: string, width: number, height: number, channels: number, values: Float32Array, low: number, high: number) {
+  const png = new PNG({ width, height });
+  const scale = 255 / (high - low || 1);
+  for (let p = 0; p < width * height; p++) {
+    for (let k = 0; k < 3; k++) {
+      const v = values[p * channels + (channels >= 3 ? k : 0)];
+      png.data[p * 4 + k] = Math.max(0, Math.min(255, Math.round((v - low) * scale)));
+    }
+    png.data[p * 4 + 3] = 255;
+  }
+  writeFileSync(file, PNG.sync.write(png));
+}

@@ -1,0 +1,88 @@
+// A scan shard reconstructs triggers for the labels it is handed, one at a
+// time, on its own copy of the model and images. The scan runs one per core
+// (wasm is single-threaded in Node), in this process or in shard processes.
+import * as tf from '@tensorflow/tfjs-core';
+import { openDataset, type DataSource } from '../data/dataset';
+import { loadRunnable } from '../runnable';
+import type { Net } from '../model/net';
+import type { Backend } from '../types';
+import { InputGradient } from './backprop';
+import { reconstruct, type Reconstruction, type ReconstructSettings } from './trigger';
+
+export interface ScanShardInit {
+  model: string;
+  arch?: string;
+  backend?: Backend;
+  clean: string;
+  /** images the trigger is optimised on */
+  optimise: number[];
+  /** images its attack rate is measured on, with their labels (or B's predictions) */
+  heldOut: number[];
+  heldOutLabels: number[];
+  settings: ReconstructSettings;
+}
+
+export interface ScanShardApi {
+  init(req: ScanShardInit): Promise<void>;
+  reconstruct(label: number): Promise<Reconstruction>;
+  cancel(): void;
+  dispose(): Promise<void>;
+}
+
+/** Images at `indices` as one NHWC float32 array (consecutive indices are read together). */
+export function readImages(src: DataSource, indices: number[], per: number): Float32Array {
+  const out = new Float32Array(indices.length * per);
+  let i = 0;
+  while (i < indices.length) {
+    let j = i + 1;
+    while (j < indices.length && indices[j] === indices[j - 1] + 1) j++;
+    out.set(src.read(indices[i], indices[j - 1] + 1), i * per);
+    i = j;
+  }
+  return out;
+}
+
+export class ScanShard implements ScanShardApi {
+  private net?: Net;
+  private top?: InputGradient;
+  private images?: tf.Tensor4D;
+  private heldOut?: tf.Tensor4D;
+  private heldOutLabels = new Int32Array(0);
+  private settings?: ReconstructSettings;
+  private abort = new AbortController();
+
+  async init(req: ScanShardInit): Promise<void> {
+    const { net } = await loadRunnable(req.model, req.arch, req.backend);
+    this.net = net;
+    this.top = new InputGradient(net);
+    const shape = net.graph.inputShape as [number, number, number];
+    const per = shape[0] * shape[1] * shape[2];
+    let src: DataSource | undefined;
+    try {
+      src = await openDataset(req.clean, shape, net.classes);
+      this.images = tf.tensor4d(readImages(src, req.optimise, per), [req.optimise.length, ...shape]);
+      this.heldOut = tf.tensor4d(readImages(src, req.heldOut, per), [req.heldOut.length, ...shape]);
+    } finally {
+      src?.close();
+    }
+    this.heldOutLabels = Int32Array.from(req.heldOutLabels);
+    this.settings = req.settings;
+  }
+
+  reconstruct(label: number): Promise<Reconstruction> {
+    if (!this.top || !this.images || !this.heldOut || !this.settings) throw new Error('scan shard used before init');
+    return reconstruct({
+      top: this.top, images: this.images, heldOut: this.heldOut, heldOutLabels: this.heldOutLabels, signal: this.abort.signal,
+    }, label, this.settings);
+  }
+
+  cancel() {
+    this.abort.abort();
+  }
+
+  async dispose() {
+    tf.dispose([this.images, this.heldOut].filter((t): t is tf.Tensor4D => !!t));
+    this.top?.dispose();
+    this.net?.dispose();
+  }
+}

@@ -1,0 +1,71 @@
+// The scan's decision, with the numbers that made it. Thresholds come from the
+// papers, not from the models here:
+// - Neural Cleanse: a label is a target when its mask L1 lies on the small side
+//   of the others by an anomaly index (|L1 - median| / (1.4826·MAD)) above 2,
+//   which is about 95% confidence for a normal spread of the other labels.
+// - Its reconstructed trigger must also work: it must turn most held-out clean
+//   images (not used to find it, not of that label) into the label.
+// - ABS's stimulation does not decide; it names the channels that push to a
+//   target, and says so when none does.
+import type { ScanChannel, ScanLabel, ScanTarget } from '../types';
+
+export const ANOMALY_THRESHOLD = 2;
+/** "works": the attack rate BadNets-style backdoors reach and NC reports for its reversed triggers is ≥ 0.9 */
+export const TRIGGER_WORKS = 0.9;
+
+/** Signed anomaly index: positive when the mask is smaller than the median (NC flags only that side). */
+export function anomalyIndices(l1: number[]): number[] {
+  const med = median(l1);
+  const mad = median(l1.map((v) => Math.abs(v - med)));
+  // All masks equal: nothing stands out (and no division by zero).
+  return l1.map((v) => (mad > 0 ? (med - v) / (1.4826 * mad) : 0));
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+
+export interface Verdict {
+  verdict: 'backdoor' | 'clean';
+  targets: ScanTarget[];
+  evidence: string[];
+}
+
+export function decide(labels: ScanLabel[], channels: ScanChannel[], layer: string): Verdict {
+  const l1s = labels.map((l) => l.maskL1);
+  const med = median(l1s);
+  const evidence: string[] = [];
+  const pushing = (label: number) => channels.filter((c) => c.compromised && c.label === label).map((c) => c.channel);
+  const targets: ScanTarget[] = labels
+    .filter((l) => l.anomalyIndex > ANOMALY_THRESHOLD && l.triggerAttackRate >= TRIGGER_WORKS)
+    .sort((a, b) => b.anomalyIndex - a.anomalyIndex)
+    .map((l) => ({
+      label: l.label, anomalyIndex: l.anomalyIndex, maskL1: l.maskL1, triggerAttackRate: l.triggerAttackRate,
+      channels: pushing(l.label), trigger: l.trigger ?? `trigger_${l.label}.h5`,
+    }));
+  evidence.push(`${labels.length} labels optimised; median mask L1 ${med.toFixed(1)}`);
+  for (const t of targets) {
+    const ch = t.channels.length
+      ? `stimulating ${layer} channel${t.channels.length > 1 ? 's' : ''} ${t.channels.join(', ')} alone turns ≥ 90% of the clean images into it`
+      : `no single ${layer} channel turns ≥ 90% of the clean images into it (stimulation does not confirm)`;
+    evidence.push(`label ${t.label}: mask L1 ${t.maskL1.toFixed(1)}, anomaly index ${t.anomalyIndex.toFixed(2)} > ${ANOMALY_THRESHOLD}; its trigger turns ${pct(t.triggerAttackRate)} of held-out clean images into it (≥ ${pct(TRIGGER_WORKS)}); ${ch}`);
+  }
+  if (!targets.length) {
+    const smallest = [...labels].sort((a, b) => b.anomalyIndex - a.anomalyIndex)[0];
+    if (smallest) {
+      const why = smallest.anomalyIndex <= ANOMALY_THRESHOLD
+        ? `anomaly index ${smallest.anomalyIndex.toFixed(2)} ≤ ${ANOMALY_THRESHOLD}`
+        : `anomaly index ${smallest.anomalyIndex.toFixed(2)}, but its trigger turns only ${pct(smallest.triggerAttackRate)} of held-out clean images into it (< ${pct(TRIGGER_WORKS)})`;
+      evidence.push(`no label stands out: the smallest mask (label ${smallest.label}, L1 ${smallest.maskL1.toFixed(1)}) has ${why}`);
+    }
+    const compromised = channels.filter((c) => c.compromised);
+    evidence.push(compromised.length
+      ? `stimulation: ${compromised.length} ${layer} channel(s) flip ≥ 90% of images to one label (${compromised.slice(0, 8).map((c) => `${c.channel}→${c.label}`).join(', ')}${compromised.length > 8 ? ', …' : ''}); stimulation alone does not decide`
+      : `stimulation: no ${layer} channel flips ≥ 90% of the images to one label`);
+  }
+  return { verdict: targets.length ? 'backdoor' : 'clean', targets, evidence };
+}

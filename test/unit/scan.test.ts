@@ -1,0 +1,196 @@
+// The scan on real models: gradients against finite differences, the verdicts
+// on the demo BadNet, its clean twin and the lab's BadNet, cancel, and the
+// audit with a reconstructed trigger against plain inference.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { openDataset } from '../../src/core/data/dataset';
+import { readTrigger, stamp, writeTrigger, type Trigger } from '../../src/core/data/trigger';
+import { loadRunnable } from '../../src/core/runnable';
+import { InputGradient } from '../../src/core/scan/backprop';
+import { stimulate } from '../../src/core/scan/stimulate';
+import { lossAndGrads } from '../../src/core/scan/trigger';
+import { anomalyIndices } from '../../src/core/scan/verdict';
+import type { AuditReport, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
+import { JobCancelled, runJob } from '../../src/worker/client';
+import { demo, lab, needsDemo, needsShared, tmpDir, workerPath } from '../helpers';
+import { writeTinyBadNet } from '../tinyBadNet';
+
+// A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
+const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
+// Misses with the papers' thresholds (numbers in the README's Scan section); the tests state the required outcome.
+const MISS_DEMO = 'demo BadNet: label 0 has by far the smallest mask (L1 25.8 vs median 141.4) but anomaly index 1.63 <= 2 (the ceiling here is median/(1.4826 MAD) = 2.00)';
+const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit; label 0 L1 26.3, anomaly index 1.51, held-out attack rate 50%';
+
+const scanOpts = (o: Pick<ScanOptions, 'model' | 'clean' | 'out'> & Partial<ScanOptions>): ScanOptions => ({
+  images: 200, labels: 3, calibration: 20, seed: 1, batchSize: 256, backend: 'wasm', ...o,
+});
+
+test('loss gradient w.r.t. mask and pattern parameters equals central finite differences', { skip: needsDemo }, async () => {
+  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, 'wasm');
+  const top = new InputGradient(net);
+  const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
+  const x = tf.tensor4d(src.read(0, 3), [3, 55, 47, 3]);
+  src.close();
+  const a = tf.randomUniform([55, 47, 1], -1, 1, 'float32', 3);
+  const b = tf.randomUniform([55, 47, 3], -1, 1, 'float32', 4);
+  const cost = 1e-3, label = 7;
+  const r = lossAndGrads(top, x, label, a, b, cost, 0, 255);
+  const ga = await r.ga.data() as Float32Array, gb = await r.gb.data() as Float32Array;
+  const loss = async (a2: tf.Tensor, b2: tf.Tensor) => {
+    const q = lossAndGrads(top, x, label, a2, b2, cost, 0, 255);
+    const v = (await q.loss.data())[0];
+    tf.dispose(Object.values(q));
+    return v;
+  };
+  // The loss is computed in float32 (about 7 digits, ~1e-6 absolute at a loss near 1-10).
+  // With eps = 1e-2 the rounding error of a central difference is ~1e-6/1e-2 = 1e-4, the
+  // truncation error ~eps² × third derivative, also small: compare the largest entries,
+  // where 1e-4 is a small fraction of the value, within 5% relative.
+  const check = async (grad: Float32Array, which: 'a' | 'b') => {
+    const base = await (which === "a" ? a : b).data() as Float32Array;
+    const top5 = Array.from(grad.keys()).sort((i, j) => Math.abs(grad[j]) - Math.abs(grad[i])).slice(0, 5);
+    for (const i of top5) {
+      const eps = 1e-2;
+      const plus = Float32Array.from(base); plus[i] += eps;
+      const minus = Float32Array.from(base); minus[i] -= eps;
+      const shape = (which === 'a' ? a : b).shape;
+      const [tp, tm] = [tf.tensor(plus, shape), tf.tensor(minus, shape)];
+      const fp = which === 'a' ? await loss(tp, b) : await loss(a, tp);
+      const fm = which === 'a' ? await loss(tm, b) : await loss(a, tm);
+      tf.dispose([tp, tm]);
+      const fd = (fp - fm) / (2 * eps);
+      assert.ok(Math.abs(fd - grad[i]) <= 0.05 * Math.abs(grad[i]) + 2e-4, `${which}[${i}]: analytic ${grad[i]}, finite difference ${fd}`);
+    }
+  };
+  await check(ga, 'a');
+  await check(gb, 'b');
+  tf.dispose([x, a, b, ...Object.values(r)]);
+  top.dispose();
+  net.dispose();
+});
+
+test('anomaly index: the small side is positive, scaled by 1.4826 MAD', () => {
+  const ai = anomalyIndices([10, 100, 110, 90, 105, 95]);
+  // median 97.5; deviations 87.5, 2.5, 12.5, 7.5, 7.5, 2.5 -> MAD 7.5
+  assert.ok(Math.abs(ai[0] - 87.5 / (1.4826 * 7.5)) < 1e-12);
+  assert.ok(ai[2] < 0);
+  assert.deepEqual(anomalyIndices([5, 5, 5]), [0, 0, 0]);
+});
+
+async function scan(opts: ScanOptions, onProgress?: (p: ScanProgress) => void, signal?: AbortSignal) {
+  return runJob<ScanReport>({ kind: 'scan', options: opts }, { workerPath, onProgress, signal });
+}
+
+test('demo BadNet: backdoor, target 0, with its trigger files', { skip: needsDemo || slow, todo: MISS_DEMO }, async () => {
+  const out = path.join(tmpDir(), 'bd.scan');
+  const r = await scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out }));
+  assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
+  assert.equal(r.targets[0].label, 0);
+  assert.equal(r.labelsOptimised.length, 20, 'every label of a 20-class model');
+  assert.equal(r.channels.length, 48);
+  const files = readdirSync(out);
+  for (const f of ['scan.json', 'scan.md', 'trigger_0.h5', 'trigger_0_mask.png', 'trigger_0_pattern.png']) assert.ok(files.includes(f), f);
+  const t = await readTrigger(path.join(out, 'trigger_0.h5'), [55, 47, 3]);
+  assert.ok(Math.abs(t.mask.reduce((x, y) => x + y, 0) - r.targets[0].maskL1) < 1e-2 * r.targets[0].maskL1);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'scan.json'), 'utf8')).targets, r.targets);
+});
+
+test('demo clean twin: clean', { skip: needsDemo || (existsSync(demo('clean_net.h5')) ? false : 'needs demo/clean_net.h5') || slow }, async () => {
+  const out = path.join(tmpDir(), 'clean.scan');
+  const r = await scan(scanOpts({ model: demo('clean_net.h5'), clean: demo('valid.h5'), out }));
+  assert.equal(r.verdict, 'clean', r.evidence.join('\n'));
+  assert.deepEqual(r.targets, []);
+});
+
+test('lab BadNet with only the 5 clean fixture faces: backdoor, target 0', { skip: needsShared || slow, todo: MISS_LAB }, async () => {
+  const out = path.join(tmpDir(), 'lab.scan');
+  const r = await scan(scanOpts({
+    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'), clean: lab('faces_clean.h5'), out,
+  }));
+  assert.equal(r.images, 5);
+  assert.equal(r.classes, 1283);
+  assert.equal(r.labelsOptimised.length, 23, '3 candidates + 20 calibration labels');
+  assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
+  assert.equal(r.targets[0].label, 0);
+});
+
+test('cancelling a scan leaves no folder and no partial', { skip: needsDemo }, async () => {
+  const dir = tmpDir();
+  const out = path.join(dir, 'cancel.scan');
+  const ac = new AbortController();
+  await assert.rejects(scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out, images: 40 }), (p) => {
+    if (p.phase === 'trigger') ac.abort();
+  }, ac.signal), JobCancelled);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('audit --trigger: poisoned sets stamped from clean data; attack rates equal plain inference and are marked as estimated', { skip: needsDemo }, async () => {
+  const dir = tmpDir();
+  // A hand-made trigger: a dark band over the eyes (the demo's sunglasses region), half opaque at its edge.
+  const h = 55, w = 47, c = 3;
+  const mask = new Float32Array(h * w);
+  for (let y = 14; y < 24; y++) for (let x = 6; x < 41; x++) mask[y * w + x] = y === 14 || y === 23 ? 0.5 : 1;
+  const t: Trigger = { height: h, width: w, channels: c, mask, pattern: new Float32Array(h * w * c).fill(10) };
+  const file = path.join(dir, 'trigger_0.h5');
+  await writeTrigger(file, t);
+  const out = path.join(dir, 'audit');
+  const r = await runJob<AuditReport>({
+    kind: 'audit',
+    options: {
+      model: demo('bd_net.h5'), cleanValid: demo('valid.h5'), cleanTest: demo('test.h5'), trigger: file,
+      thresholds: [2, 4, 10], order: 'increasing', rankBy: 'pool', fullSweep: false, batchSize: 256, out, backend: 'wasm',
+    },
+  }, { workerPath });
+  assert.equal(r.attackEstimate, 'reconstructed-trigger');
+  assert.equal(r.reconstructedTrigger, file);
+  assert.equal(r.target, 0);
+  assert.equal(r.data.poisonedValid?.file, path.join(out, 'stamped_valid.h5'));
+  assert.ok(existsSync(path.join(out, 'stamped_valid.h5')) && existsSync(path.join(out, 'stamped_test.h5')));
+  assert.match(readFileSync(path.join(out, 'report.md'), 'utf8'), /estimated with a reconstructed trigger/);
+  // The baseline attack rate, recomputed: stamp the clean images not of label 0 and predict.
+  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, 'wasm');
+  const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
+  const keep = [...src.labels!.keys()].filter((i) => src.labels![i] !== 0);
+  const all = src.read(0, src.info.count);
+  src.close();
+  const per = h * w * c;
+  const x = new Float32Array(keep.length * per);
+  keep.forEach((i, k) => x.set(all.subarray(i * per, (i + 1) * per), k * per));
+  stamp(x, keep.length, t);
+  const pred = tf.tidy(() => tf.argMax(net.predict(tf.tensor4d(x, [keep.length, h, w, c])), 1));
+  const hits = (await pred.data()).filter((p) => p === 0).length;
+  pred.dispose();
+  net.dispose();
+  assert.equal(r.data.poisonedValid?.count, keep.length);
+  assert.equal(r.baseline.validAttackRate, hits / keep.length);
+});
+
+test('stimulation on the hand-made tiny BadNet: flip rates, levels, logit rises and elevations as worked out by hand', async () => {
+  const f = await writeTinyBadNet(tmpDir());
+  const { net } = await loadRunnable(f('tiny.h5'), undefined, 'wasm');
+  const top = new InputGradient(net);
+  const src = await openDataset(f('valid.h5'), net.graph.inputShape, net.classes);
+  const x = tf.tensor4d(src.read(0, 5), [5, 1, 1, 1]); // x = 1, 1.5, 2.5, 3.5, 4
+  src.close();
+  const cache = net.run(x, ['pool']).get('pool') as tf.Tensor4D; // (x, 0.5, 0): the largest clean value is 4
+  const cleanPred = Int32Array.of(1, 1, 1, 2, 2);
+  const r = await stimulate({ top, cachePoint: 'pool', cache, cleanPred, batchRows: 8 });
+  assert.equal(r.layerMax, 4);
+  // logits: l0 = 10·ch2 − 1, l1 = 2·ch1, l2 = ch0 − 2; levels 0, 2, 4, 6, 8, 12, 16.
+  // ch0 at 4: l2 = 2 beats l1 = 1 everywhere; the 3 images not of class 2 flip; l2 rises by 4 − mean(x) = 1.5.
+  // ch1 at 2: l1 = 4 wins everywhere; the 2 class-2 images flip; l1 rises by 3. (At 0, image 2.5 turns to
+  // class 2 only because l1 fell: not an elevation, not counted.)
+  // ch2 at 2: l0 = 19 wins everywhere; all 5 flip; l0 rises by 20.
+  assert.deepEqual(r.channels, [
+    { channel: 0, label: 2, flipRate: 1, level: 4, logitRise: 1.5, elevation: 1.5, compromised: true },
+    { channel: 1, label: 1, flipRate: 1, level: 2, logitRise: 3, elevation: 3, compromised: true },
+    { channel: 2, label: 0, flipRate: 1, level: 2, logitRise: 20, elevation: 20, compromised: true },
+  ]);
+  assert.deepEqual(r.ranked, [0, 1, 2], 'equal flip rates: ranked by elevation');
+  tf.dispose([x, cache]);
+  top.dispose();
+  net.dispose();
+});
