@@ -13,7 +13,7 @@ import { initBackend } from '../core/model/backend';
 import { predictFiles } from '../core/predict';
 import { loadRunnable } from '../core/runnable';
 import type { AuditOptions, ChannelMaps } from '../core/types';
-import type { JobResult, ShardCall, ShardReply, WorkerError, WorkerJob, WorkerMessage, WorkerRequest } from '../protocol';
+import { SHARD_METHODS, type JobResult, type ShardCall, type ShardReply, type WorkerError, type WorkerJob, type WorkerMessage, type WorkerRequest } from '../protocol';
 import { ShardProcess } from './shardProcess';
 import { startH5Watchdog } from './watchdog';
 
@@ -42,7 +42,7 @@ function serveShard() {
     }
     try {
       const fn = (shard as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[m.method];
-      if (!['init', 'load', 'step', 'evaluate', 'dispose'].includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
+      if (!(SHARD_METHODS as readonly string[]).includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
       const result = await fn.apply(shard, m.args);
       send({ type: 'reply', seq: m.seq, result });
     } catch (e) {
