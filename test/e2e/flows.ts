@@ -494,7 +494,7 @@ export async function frameForScreenshot(page: Page, frame: FrameLocator, sectio
     const el = id ? body.querySelector('section#' + id) : null;
     if (el) el.scrollIntoView({ block: 'start' }); else window.scrollTo(0, 0);
   `), section ?? '');
-  await page.mouse.move(700, 12); // over the title bar: no hover tooltip on a chart
+  await page.mouse.move(1100, 12); // over the title bar right of the command center: no hover tooltip on a chart or on the title
   await sleep(300); // the scroll position settles (it is saved after 200 ms)
 }
 

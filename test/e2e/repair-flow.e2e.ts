@@ -19,7 +19,7 @@ const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/ex
 const { model: MODEL, cleanValid: CLEAN, poisonedValid: POISONED, cleanTest: TEST, poisonedTest: BD_TEST } = DEMO_FILES;
 
 test('repair pick "Fine-tune after pruning" → fine-tuned rows under each threshold and a training curve, matching report.json', { skip, timeout: 900_000 }, async () => {
-  const folder = tempWorkspace([MODEL, CLEAN, POISONED, TEST, BD_TEST].map(demoFile));
+  const folder = tempWorkspace([MODEL, CLEAN, POISONED, TEST, BD_TEST].map(demoFile), 'badnet-audit');
   try {
     // One epoch of the layers above the pruned one: the shortest training the settings allow.
     const settings = { 'backdoorAudit.repair.epochs': 1, 'backdoorAudit.repair.layers': 'above' };
