@@ -253,7 +253,7 @@ async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditRe
   const rows = kinds.map(({ key }) => {
     const r = out[key];
     const p = r.profile;
-    const where = `rows ${f(p.rows)} s, gradients ${f(p.grads)} s (slowest shard computing ${f(p.compute)} s), summing ${f(p.sum)} s, optimizer step ${f(p.apply)} s`;
+    const where = `rows ${f(p.rows)} s, gradients ${f(p.grads)} s (slowest shard computing ${f(p.compute)} s), summing ${f(p.sum)} s, optimizer step ${f(p.apply)} s; CPU time ${r.processes > 1 ? `of the busiest shard ${f(p.shardCpu)} s, of the coordinator ${f(p.cpu)} s` : `${f(p.cpu)} s`}`;
     return `| training epoch, ${r.layers === 'all' ? 'every layer' : `layers above ${plan.conv}`} (${r.images.toLocaleString('en-US')} images, ${backend} × ${r.processes}${r.processes > 1 ? ' shard processes' : ''}) | ${f(r.epochSeconds)} s (${f(r.imagesPerSecond, 0)} images/s${r.layers === 'above' ? `; caching ${plan.cachePoint} once: ${f(r.cacheSeconds)} s` : ''}; ${where}; valid acc ${f(100 * r.validAccuracyBefore, 2)}% → ${f(100 * r.validAccuracyAfter, 2)}%; load average ${f(r.loadAverage[0], 2)}) |`;
   });
   return { result: { threshold: t.drop, ...out }, rows };

@@ -45,6 +45,8 @@ export interface MicroGrads {
   micro: { loss: number; grads: Float32Array }[];
   /** time spent computing, for profiling (the rest of a round trip is transfer and waiting) */
   seconds: number;
+  /** CPU time of this shard's process since its previous answer (so it includes the last optimizer step): on a busy machine, what the work cost */
+  cpuSeconds: number;
 }
 
 /** The training half of a shard (ShardApi extends it; a ShardProcess forwards it to another process). */
@@ -101,6 +103,7 @@ export class GradientShard implements GradientWorker {
   private trained: Param[] = [];
   private optimizer?: tf.Optimizer;
   private mask?: tf.Tensor1D;
+  private cpuMark = process.cpuUsage();
 
   /** Trains `net` itself (the trainer's own copy, in this process); zeroes the pruned channels now. */
   attach(net: Net, setup: Setup) {
@@ -115,6 +118,7 @@ export class GradientShard implements GradientWorker {
       this.mask = tf.tensor1d(keep);
     }
     this.keepPruned();
+    this.cpuMark = process.cpuUsage();
   }
 
   /** Holds the pruned channels at exactly zero (kernel slices and biases). */
@@ -154,7 +158,9 @@ export class GradientShard implements GradientWorker {
       tf.dispose([x, y, value, ...Object.values(grads)]);
       return { loss, grads: flat };
     });
-    return { micro, seconds: (performance.now() - t0) / 1000 };
+    const cpu = process.cpuUsage(this.cpuMark);
+    this.cpuMark = process.cpuUsage();
+    return { micro, seconds: (performance.now() - t0) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   }
 
   async trainApply(grads: Float32Array) {

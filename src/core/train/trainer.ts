@@ -61,6 +61,9 @@ export interface TrainProfile {
   sum: number;
   /** every shard applying the optimizer step */
   apply: number;
+  /** CPU time: of the busiest shard (its gradients and optimizer steps), and of this process (with shards elsewhere: its share of the work) */
+  shardCpu: number;
+  cpu: number;
 }
 
 export async function train(job: TrainJob): Promise<TrainEpoch[]> {
@@ -93,7 +96,8 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
     record({ epoch: 0, loss: null, ...start, seconds: 0 });
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
-      const profile: TrainProfile = { rows: 0, grads: 0, compute: 0, sum: 0, apply: 0 };
+      const profile: TrainProfile = { rows: 0, grads: 0, compute: 0, sum: 0, apply: 0, shardCpu: 0, cpu: 0 };
+      const cpu0 = process.cpuUsage();
       let lap = t0;
       const time = (part: keyof TrainProfile) => {
         const now = performance.now();
@@ -116,8 +120,9 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
           parts[m % workers.length].push({ rows: rows.subarray(from * feed.per, to * feed.per), labels: Int32Array.from(idx.slice(from, to), (i) => labels[i]) });
         }
         time('rows');
-        const answers = await Promise.all(workers.map((w, k) => parts[k].length ? w.trainGrads(parts[k]) : { micro: [], seconds: 0 }));
+        const answers = await Promise.all(workers.map((w, k) => parts[k].length ? w.trainGrads(parts[k]) : { micro: [], seconds: 0, cpuSeconds: 0 }));
         profile.compute += Math.max(...answers.map((a) => a.seconds));
+        profile.shardCpu += Math.max(...answers.map((a) => a.cpuSeconds));
         time('grads');
         // The batch's loss is the mean over its images: micro-batch m weighs (its size) / (batch size).
         const total = new Float64Array(answers[0].micro[0].grads.length);
@@ -138,6 +143,8 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
         await new Promise<void>((res) => setImmediate(res)); // lets a cancel message through
       }
       const seconds = (performance.now() - t0) / 1000; // the training alone, not the monitoring pass
+      const cpu = process.cpuUsage(cpu0);
+      profile.cpu = (cpu.user + cpu.system) / 1e6;
       job.onProfile?.(profile);
       // The shards hold equal copies: the trainer's own takes the first one's weights.
       if (remote) assignFlat(net.params, await workers[0].trainWeights());
