@@ -42,9 +42,11 @@ export type WorkerMessage =
   | { type: 'error'; id: number; error: WorkerError }
   | { type: 'cancelled'; id: number };
 
-// ---------- audit worker <-> its shard processes (parallel inference) ----------
+// ---------- audit worker <-> its shard processes (parallel inference and data-parallel training) ----------
 
-export type ShardMethod = 'init' | 'load' | 'step' | 'evaluate' | 'dispose' | 'scanInit' | 'scanReconstruct';
+export const SHARD_METHODS = ['init', 'load', 'step', 'evaluate', 'dispose', 'trainBegin', 'trainGrads', 'trainApply', 'trainWeights', 'trainEnd', 'scanInit', 'scanReconstruct'] as const;
+/** Training calls carry Float32Array gradients and weights (sent as such by the 'advanced' serialization). */
+export type ShardMethod = typeof SHARD_METHODS[number];
 export type ShardCall = { type: 'call'; seq: number; method: ShardMethod; args: unknown[] } | { type: 'cancel' };
 export type ShardReply =
   | { type: 'reply'; seq: number; result: unknown }

@@ -90,11 +90,17 @@ async function writeSet(file: string, count: number, float64: boolean, base: Flo
   renameSync(tmp, file);
 }
 
-/** `sizes`: images per set (the lab's by default; `npm run bench -- --images N` for a quick check). */
-export async function ensureBenchData(dir: string, m: BenchModel, log: (s: string) => void = console.log, sizes = SIZES): Promise<Record<'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest', string>> {
+type BenchSet = 'cleanValid' | 'poisonedValid' | 'cleanTest' | 'poisonedTest';
+
+/**
+ * The bench's data files in `dir`, generating the missing ones among `only` (default all four).
+ * `sizes`: images per set (the lab's by default; `npm run bench -- --images N` for a quick check).
+ */
+export async function ensureBenchData(dir: string, m: BenchModel, log: (s: string) => void = console.log, sizes = SIZES, only?: BenchSet[]): Promise<Record<BenchSet, string>> {
   mkdirSync(dir, { recursive: true });
   const files = { cleanValid: path.join(dir, 'valid.h5'), poisonedValid: path.join(dir, 'bd_valid.h5'), cleanTest: path.join(dir, 'test.h5'), poisonedTest: path.join(dir, 'bd_test.h5') };
-  if (Object.values(files).every(existsSync)) return files;
+  const wanted = (key: BenchSet) => !only || only.includes(key);
+  if ((Object.keys(files) as BenchSet[]).every((k) => !wanted(k) || existsSync(files[k]))) return files;
   await h5wasm.ready;
   const { net } = await loadRunnable(m.model, m.arch);
   const shape = net.graph.inputShape;
@@ -114,7 +120,7 @@ export async function ensureBenchData(dir: string, m: BenchModel, log: (s: strin
     ['poisonedTest', sizes.test, false, poisoned, 0, 4],
   ];
   for (const [key, count, f64, base, labels, seed] of plan) {
-    if (existsSync(files[key])) continue;
+    if (existsSync(files[key]) || !wanted(key)) continue;
     const t0 = performance.now();
     await writeSet(files[key], count, f64, base.x, base.n, shape, labels, seed);
     log(`generated ${files[key]} (${count} images, ${f64 ? 'float64' : 'float32'}) in ${((performance.now() - t0) / 1000).toFixed(0)} s`);

@@ -108,6 +108,7 @@ function benchModel(): BenchModel & { name: string } {
 }
 
 type Files = Awaited<ReturnType<typeof ensureBenchData>>;
+const trainOnly = args['train-only'];
 const f = (v: number, d = 1) => v.toFixed(d);
 
 /** The audit as a user runs it, through the worker, with its peak memory. */
@@ -117,7 +118,9 @@ async function audit(m: BenchModel, files: Files, out: string, backend: Backend,
   const t0 = performance.now();
   const report = await runJob<AuditReport>({
     kind: 'audit',
-    options: { model: m.model, arch: m.arch, ...files, thresholds: [2, 4, 10], order: 'increasing', rankBy: 'pool', fullSweep: true, out, batchSize: 256, workers, backend },
+    options: trainOnly
+      ? { model: m.model, arch: m.arch, cleanValid: files.cleanValid, poisonedValid: files.poisonedValid, thresholds: [2], order: 'increasing', rankBy: 'pool', fullSweep: false, out, batchSize: 256, workers, backend }
+      : { model: m.model, arch: m.arch, ...files, thresholds: [2, 4, 10], order: 'increasing', rankBy: 'pool', fullSweep: true, out, batchSize: 256, workers, backend },
   }, { workerPath, onSpawn: (c) => { childPid = c.pid; } });
   const seconds = (performance.now() - t0) / 1000;
   if (report.backend !== backend) throw new Error(`asked for ${backend}, the audit ran on ${report.backend}`);
@@ -232,7 +235,8 @@ async function main() {
   const m = benchModel();
   const sizes = args.images ? { valid: Number(args.images), test: Number(args.images) } : SIZES;
   const dataDir = path.resolve(args.data ?? path.join(root, args.images ? `bench/data-${args.images}` : 'bench/data'));
-  const files = args.smoke ? smokeFiles(m) : await ensureBenchData(dataDir, m, console.log, sizes);
+  // --train-only needs B'_2's pruned channels and the clean validation set: no test sets.
+  const files = args.smoke ? smokeFiles(m) : await ensureBenchData(dataDir, m, console.log, sizes, trainOnly ? ['cleanValid', 'poisonedValid'] : undefined);
   const out = path.resolve(args.out ?? path.join(root, 'bench/out'));
   console.log(`model: ${m.name}; data: ${dataDir}; ${workers} worker process(es); ${os.cpus().length} cores; backends ${backends.join(', ')}`);
 
@@ -247,7 +251,7 @@ async function main() {
   }
   if (args['audit-only']) return; // for A/B runs of two builds; bench/results.* stay as they are
   // One epoch of repair training on the clean validation set, every layer and only those above the pruned one.
-  const training = await trainingEpochs(m, files.cleanValid, trainingReport!);
+  const training = await trainingEpochs(m, files.cleanValid, trainingReport!, workers);
   if (args['train-only']) {
     console.log(training.rows.join('\n'));
     return;
@@ -285,11 +289,13 @@ async function main() {
 
 /**
  * One training epoch of B'_2 (the audit's 2% threshold) on the clean validation set, Adam
- * lr 1e-4, batch 64, in this process (training runs in one process: see README). Timed
- * without the validation pass that follows each epoch; 'above' includes caching the pruned
- * layer's activations once, which a real repair shares between thresholds and epochs.
+ * lr 1e-4, batch 64: every layer in this process, every layer data parallel over `workers`
+ * shard processes, and only the layers above the pruned one in this process. Timed without
+ * the validation pass that follows each epoch; 'above' includes caching the pruned layer's
+ * activations once, which a real repair shares between thresholds and epochs. Each row also
+ * says where the epoch's time went (see TrainProfile).
  */
-async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditReport) {
+async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditReport, workers: number) {
   const { initBackend } = await import('../../src/core/model/backend');
   const { loadModel } = await import('../../src/core/keras/load');
   const { Net } = await import('../../src/core/model/net');
@@ -298,6 +304,7 @@ async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditRe
   const { registerGradients } = await import('../../src/core/train/gradients');
   const { activationsOf, cacheFeed, imageFeed, labelsOf, readImageSet } = await import('../../src/core/train/feed');
   const { train } = await import('../../src/core/train/trainer');
+  type Profile = import('../../src/core/train/trainer').TrainProfile;
   const backend = await initBackend((args.backend as never) ?? 'auto');
   registerGradients();
   const model = await loadModel(m.model, m.arch);
@@ -305,30 +312,47 @@ async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditRe
   const b = new Net(model);
   const plan = makePlan(b, 'pool');
   const set = await readImageSet(cleanValid, model.graph.inputShape, b.classes);
-  const out: Record<string, { images: number; epochSeconds: number; cacheSeconds: number; imagesPerSecond: number; validAccuracyBefore: number; validAccuracyAfter: number }> = {};
-  for (const layers of ['all', 'above'] as const) {
+  const kinds = [
+    { key: 'all1', layers: 'all', processes: 1 },
+    ...(workers > 1 ? [{ key: `all${workers}`, layers: 'all', processes: workers }] : []),
+    { key: 'above1', layers: 'above', processes: 1 },
+  ] as const;
+  const out: Record<string, { layers: string; processes: number; images: number; epochSeconds: number; cacheSeconds: number; imagesPerSecond: number; validAccuracyBefore: number; validAccuracyAfter: number; profile: Profile; loadAverage: number[] }> = {};
+  for (const { key, layers, processes } of kinds) {
     const net = new Net(withPrunedChannels(model, plan.conv, t.prunedChannels), true);
-    const t0 = performance.now();
-    const images = imageFeed(set, model.graph.inputShape);
-    let feed = images;
-    if (layers === 'above') {
-      const cache = await activationsOf(net, images, plan.cachePoint, 256);
-      feed = cacheFeed(plan.cachePoint, plan.cacheShape, cache);
+    const shards = processes > 1 ? Array.from({ length: processes }, () => new ShardProcess(workerPath)) : [];
+    try {
+      await Promise.all(shards.map((s) => s.init({ model: m.model, arch: m.arch, rankBy: 'pool', batchSize: 256, backend: args.backend as never })));
+      const t0 = performance.now();
+      const images = imageFeed(set, model.graph.inputShape);
+      let feed = images;
+      if (layers === 'above') {
+        const cache = await activationsOf(net, images, plan.cachePoint, 256);
+        feed = cacheFeed(plan.cachePoint, plan.cacheShape, cache);
+      }
+      const cacheSeconds = (performance.now() - t0) / 1000;
+      const accuracy = async () => {
+        const labels = await labelsOf(net, feed, 256);
+        return { validAccuracy: labels.reduce((a, l, i) => a + (l === set.labels![i] ? 1 : 0), 0) / labels.length };
+      };
+      let profile!: Profile;
+      const epochs = await train({
+        net, feed, labels: set.labels!, conv: plan.conv, pruned: t.prunedChannels, share: 0, workers: shards.length ? shards : undefined,
+        options: { epochs: 1, learningRate: 1e-4, optimizer: 'adam', batchSize: 64, seed: 1 }, monitor: accuracy, onProfile: (p) => { profile = p; },
+      });
+      out[key] = { layers, processes, images: set.count, epochSeconds: epochs[1].seconds, cacheSeconds, imagesPerSecond: set.count / epochs[1].seconds, validAccuracyBefore: epochs[0].validAccuracy, validAccuracyAfter: epochs[1].validAccuracy, profile, loadAverage: os.loadavg() };
+    } finally {
+      net.dispose();
+      await Promise.all(shards.map((s) => s.dispose()));
     }
-    const cacheSeconds = (performance.now() - t0) / 1000;
-    const accuracy = async () => {
-      const labels = await labelsOf(net, feed, 256);
-      return { validAccuracy: labels.reduce((a, l, i) => a + (l === set.labels![i] ? 1 : 0), 0) / labels.length };
-    };
-    const epochs = await train({ net, feed, labels: set.labels!, conv: plan.conv, pruned: t.prunedChannels, share: 0, options: { epochs: 1, learningRate: 1e-4, optimizer: 'adam', batchSize: 64, seed: 1 }, monitor: accuracy });
-    out[layers] = { images: set.count, epochSeconds: epochs[1].seconds, cacheSeconds, imagesPerSecond: set.count / epochs[1].seconds, validAccuracyBefore: epochs[0].validAccuracy, validAccuracyAfter: epochs[1].validAccuracy };
-    net.dispose();
   }
   b.dispose();
   const f = (v: number, d = 1) => v.toFixed(d);
-  const rows = (['all', 'above'] as const).map((k) => {
-    const r = out[k];
-    return `| training epoch, ${k === 'all' ? 'every layer' : `layers above ${plan.conv}`} (${r.images.toLocaleString('en-US')} images, ${backend} × 1) | ${f(r.epochSeconds)} s (${f(r.imagesPerSecond, 0)} images/s${k === 'above' ? `; caching ${plan.cachePoint} once: ${f(r.cacheSeconds)} s` : ''}; valid acc ${f(100 * r.validAccuracyBefore, 2)}% → ${f(100 * r.validAccuracyAfter, 2)}%) |`;
+  const rows = kinds.map(({ key }) => {
+    const r = out[key];
+    const p = r.profile;
+    const where = `rows ${f(p.rows)} s, gradients ${f(p.grads)} s (slowest shard computing ${f(p.compute)} s), summing ${f(p.sum)} s, optimizer step ${f(p.apply)} s; CPU time ${r.processes > 1 ? `of the busiest shard ${f(p.shardCpu)} s, of the coordinator ${f(p.cpu)} s` : `${f(p.cpu)} s`}`;
+    return `| training epoch, ${r.layers === 'all' ? 'every layer' : `layers above ${plan.conv}`} (${r.images.toLocaleString('en-US')} images, ${backend} × ${r.processes}${r.processes > 1 ? ' shard processes' : ''}) | ${f(r.epochSeconds)} s (${f(r.imagesPerSecond, 0)} images/s${r.layers === 'above' ? `; caching ${plan.cachePoint} once: ${f(r.cacheSeconds)} s` : ''}; ${where}; valid acc ${f(100 * r.validAccuracyBefore, 2)}% → ${f(100 * r.validAccuracyAfter, 2)}%; load average ${f(r.loadAverage[0], 2)}) |`;
   });
   return { result: { threshold: t.drop, ...out }, rows };
 }

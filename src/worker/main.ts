@@ -15,7 +15,7 @@ import { loadRunnable } from '../core/runnable';
 import { runScan } from '../core/scan/scan';
 import { ScanShard, type ScanShardApi, type ScanShardInit } from '../core/scan/shard';
 import type { AuditOptions, ChannelMaps, ScanOptions } from '../core/types';
-import type { JobResult, ShardCall, ShardMethod, ShardReply, WorkerError, WorkerJob, WorkerMessage, WorkerRequest } from '../protocol';
+import { SHARD_METHODS, type JobResult, type ShardCall, type ShardMethod, type ShardReply, type WorkerError, type WorkerJob, type WorkerMessage, type WorkerRequest } from '../protocol';
 import { ScanShardProcess, ShardProcess } from './shardProcess';
 import { startH5Watchdog } from './watchdog';
 
@@ -55,7 +55,7 @@ function serveShard() {
       if (scanFn) result = await (scanFn as (...a: unknown[]) => Promise<unknown>)(...m.args);
       else {
         const fn = (shard as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[m.method];
-        if (!['init', 'load', 'step', 'evaluate', 'dispose'].includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
+        if (!(SHARD_METHODS as readonly string[]).includes(m.method)) throw new Error(`unknown shard method ${m.method}`);
         result = await fn.apply(shard, m.args);
         if (m.method === 'dispose') await scan.dispose();
       }

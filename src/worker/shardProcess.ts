@@ -1,10 +1,11 @@
-// A Shard living in another process, so inference uses every core (the wasm
-// backend is single-threaded in Node). Same interface as the in-process Shard.
+// A Shard living in another process, so inference and training use every
+// core (the wasm backend is single-threaded in Node). Same interface as the in-process Shard.
 import { fork, type ChildProcess } from 'node:child_process';
 import { CancelledError, UserError } from '../core/errors';
 import type { Counts, EvalCounts, LoadRequest, LoadResult, ShardApi, ShardInfo, ShardInit } from '../core/audit/shard';
 import type { ScanShardApi, ScanShardInit } from '../core/scan/shard';
 import type { Reconstruction } from '../core/scan/trigger';
+import type { MicroBatch, MicroGrads, TrainSetup } from '../core/train/gradientShard';
 import type { ShardCall, ShardMethod, ShardReply } from '../protocol';
 import { stuckFile } from './client';
 
@@ -74,6 +75,11 @@ export class ShardProcess implements ShardApi {
   evaluate(req: Omit<LoadRequest, 'samples' | 'source' | 'set'>, masks: number[][], target: number | undefined, flagged: number) {
     return this.call<EvalCounts>('evaluate', req, masks, target, flagged);
   }
+  trainBegin(setup: TrainSetup) { return this.call<void>('trainBegin', setup); }
+  trainGrads(batches: MicroBatch[]) { return this.call<MicroGrads>('trainGrads', batches); }
+  trainApply(grads: Float32Array) { return this.call<void>('trainApply', grads); }
+  trainWeights() { return this.call<Float32Array>('trainWeights'); }
+  trainEnd() { return this.call<void>('trainEnd'); }
   cancel() {
     if (!this.exited) this.child.send({ type: 'cancel' } satisfies ShardCall);
   }

@@ -138,21 +138,31 @@ function focusedRow(page: Page, label: string | RegExp) {
 }
 
 /**
- * Answers step `step` of the audit's data quick picks like a user: waits for the
- * step's title, types `filter` and, once the list has settled with the row labelled
- * `expect` (default: the filter) focused, accepts with Enter. Returns the step's title.
- * `of`: how many steps (4 for an audit, 1 for a scan, 2 for an audit with a trigger).
+ * Answers the open quick pick titled `title` like a user: waits for the title, types
+ * `filter` and, once the list has settled with the row labelled `expect` focused,
+ * accepts with Enter. Returns the title's text.
  */
-export async function answerDataStep(page: Page, step: number, filter: string, expect: string | RegExp = filter, of = 4): Promise<string> {
+async function answerPick(page: Page, title: string, filter: string, expect: string | RegExp): Promise<string> {
   await waitForQuickInput(page);
-  const title = quickInput(page).locator('.quick-input-title', { hasText: `(${step}/${of})` });
-  await title.waitFor({ state: 'visible', timeout: 15_000 });
+  const heading = quickInput(page).locator('.quick-input-title', { hasText: title });
+  await heading.waitFor({ state: 'visible', timeout: 15_000 });
   const box = quickInput(page).locator('input');
   await box.fill(filter);
   await focusedRow(page, expect).waitFor({ state: 'visible', timeout: 10_000 });
-  const text = (await title.textContent()) ?? '';
+  const text = (await heading.textContent()) ?? '';
   await box.press('Enter');
-  if (step === 4) await acceptRepairStep(page);
+  return text;
+}
+
+/**
+ * Answers step `step` of `of` data quick picks (see answerPick): 4 for an audit, 1 for a
+ * scan, 2 for an audit with a trigger. After an audit's step 4 the repair pick follows:
+ * `repair` 'default' accepts "Pruning only"; 'ask' leaves it open for answerRepairStep.
+ * Returns the step's title.
+ */
+export async function answerDataStep(page: Page, step: number, filter: string, expect: string | RegExp = filter, of = 4, repair: 'default' | 'ask' = 'default'): Promise<string> {
+  const text = await answerPick(page, `(${step}/${of})`, filter, expect);
+  if (of === 4 && step === 4 && repair === 'default') await acceptRepairStep(page);
   return text;
 }
 
@@ -165,6 +175,16 @@ export async function acceptRepairStep(page: Page): Promise<void> {
   await quickInput(page).locator('.quick-input-title', { hasText: ': repair' }).waitFor({ state: 'visible', timeout: 15_000 });
   await focusedRow(page, 'Pruning only (as the lab)').waitFor({ state: 'visible', timeout: 10_000 });
   await quickInput(page).locator('input').press('Enter');
+}
+
+/** Chooses the repair whose label is `label` (e.g. "Fine-tune after pruning") by typing its first words. */
+export async function answerRepairStep(page: Page, label: string): Promise<void> {
+  await answerPick(page, ': repair', label.split(' ').slice(0, 2).join(' '), label);
+}
+
+/** Chooses the trigger file `file` (its name) in the pick that follows "Unlearn with a trigger file…". */
+export async function answerTriggerStep(page: Page, file: string): Promise<void> {
+  await answerPick(page, ': trigger to unlearn', file, file);
 }
 
 /**
@@ -269,12 +289,12 @@ export async function canvasStats(frame: FrameLocator, sections: string[]): Prom
 }
 
 /**
- * Waits until the heat strip, pruning curve and spatial grid canvases are drawn and
+ * Waits until the canvases of `sections` (default the heat strip, pruning curve and
+ * spatial grid; 'training' is the repair's training curve) are drawn and
  * not blank: each has a size, paints a good share of its area (heatmaps) or at least
  * some of it (the curve's lines), and uses many colours (colour map, anti-aliasing).
  */
-export async function assertChartsDrawn(frame: FrameLocator): Promise<CanvasStats[]> {
-  const sections = ['curve', 'channels', 'maps'];
+export async function assertChartsDrawn(frame: FrameLocator, sections = ['curve', 'channels', 'maps']): Promise<CanvasStats[]> {
   let last: CanvasStats[] = [];
   const ok = (s: CanvasStats) => s.width > 100 && s.height > 50 && s.opaque > s.width * s.height * 0.02 && s.colours >= 16;
   try {
@@ -332,6 +352,15 @@ interface Report {
     drop: number; reached: boolean; pruned: number; validAccuracy?: number;
     prunedModel: { testAccuracy?: number; testAttackRate?: number };
     goodNet: { testAccuracy?: number; testAttackRate?: number; cleanFlagged?: number; poisonedFlagged?: number };
+    repairedModel?: string;
+    /** B′ after fine-tuning or unlearning (epoch 0 is B′ before training) */
+    fineTuned?: {
+      method: 'fine-tune' | 'unlearn';
+      epochs: { epoch: number; loss: number | null; validAccuracy: number; validAttackRate?: number }[];
+      prunedModel: { testAccuracy?: number; testAttackRate?: number };
+      goodNet: { testAccuracy?: number; testAttackRate?: number; cleanFlagged?: number; poisonedFlagged?: number };
+      repairedModel?: string;
+    };
   }[];
   ranking: unknown[];
   samples?: unknown[];
@@ -359,17 +388,33 @@ export function expectedTableRows(r: Report): Record<string, string | undefined>
     'Test acc (%)': pct(r.baseline.testAccuracy),
     [attack]: pct(r.baseline.testAttackRate),
   };
-  const rows = [...r.thresholds].sort((a, b) => a.drop - b.drop).map((t) => ({
-    'Accuracy drop (%)': String(t.drop),
-    'Channels pruned': t.reached ? String(t.pruned) : 'not reached',
-    'Valid acc (%)': pct(t.validAccuracy),
-    'Test acc (%)': pct(t.prunedModel.testAccuracy),
-    [attack]: pct(t.prunedModel.testAttackRate),
-    'G test acc (%)': pct(t.goodNet.testAccuracy),
-    [gAttack]: pct(t.goodNet.testAttackRate),
-    'G clean flagged (%)': pct(t.goodNet.cleanFlagged),
-    'G poisoned flagged (%)': pct(t.goodNet.poisonedFlagged),
-  }));
+  const rates = (m: { testAccuracy?: number; testAttackRate?: number }, g: Report['thresholds'][number]['goodNet']) => ({
+    'Test acc (%)': pct(m.testAccuracy),
+    [attack]: pct(m.testAttackRate),
+    'G test acc (%)': pct(g.testAccuracy),
+    [gAttack]: pct(g.testAttackRate),
+    'G clean flagged (%)': pct(g.cleanFlagged),
+    'G poisoned flagged (%)': pct(g.poisonedFlagged),
+  });
+  // Each threshold's row, then (when B′ was trained) the trained B′'s row: valid accuracy after the last epoch.
+  const rows = [...r.thresholds].sort((a, b) => a.drop - b.drop).flatMap((t) => {
+    const row: Record<string, string | undefined> = {
+      'Accuracy drop (%)': String(t.drop),
+      'Channels pruned': t.reached ? String(t.pruned) : 'not reached',
+      'Valid acc (%)': pct(t.validAccuracy),
+      ...rates(t.prunedModel, t.goodNet),
+    };
+    const f = t.fineTuned;
+    if (!f) return [row];
+    const trained = f.epochs.length - 1;
+    return [row, {
+      Model: `B′ (${t.drop}% drop) ${f.method === 'unlearn' ? 'unlearned' : 'fine-tuned'} for ${trained} epoch${trained === 1 ? '' : 's'}`,
+      'Accuracy drop (%)': String(t.drop),
+      'Channels pruned': String(t.pruned),
+      'Valid acc (%)': pct(f.epochs.at(-1)?.validAccuracy),
+      ...rates(f.prunedModel, f.goodNet),
+    }];
+  });
   return [base, ...rows];
 }
 
@@ -390,6 +435,28 @@ export async function assertTableMatchesReport(frame: FrameLocator, report: Repo
     }
   });
   assert.ok(compared >= expected.length * 2, `only ${compared} cells compared`);
+}
+
+/**
+ * The repair's training curve: its canvas is drawn (not blank), and the epochs table
+ * beside it lists, per trained threshold, each epoch's validation accuracy and attack
+ * rate as report.json holds them.
+ */
+export async function assertTrainingCurveMatchesReport(frame: FrameLocator, report: Report): Promise<CanvasStats[]> {
+  const stats = await assertChartsDrawn(frame, ['training']);
+  const rows = await frame.locator('section#training table.data').evaluate(browserFn<string[][]>(['table'], `
+    return [...table.querySelectorAll('tbody tr')].map((r) => [...r.querySelectorAll('td')].map((c) => (c.textContent || '').trim()));
+  `));
+  const trained = [...report.thresholds].filter((t) => t.fineTuned?.epochs.length);
+  const want = trained.flatMap((t) => t.fineTuned!.epochs.map((e) => [`${t.drop}%`, String(e.epoch), pct(e.validAccuracy), pct(e.validAttackRate)]));
+  assert.ok(want.length > 0, 'report.json has no training epochs');
+  assert.equal(rows.length, want.length, `training table rows: ${JSON.stringify(rows)}`);
+  want.forEach(([drop, epoch, acc, attack], i) => {
+    assert.deepEqual(rows[i].slice(0, 2), [drop, epoch], `training table row ${i}`);
+    assert.equal(rows[i][3], acc, `training table row ${i} (${drop}, epoch ${epoch}): valid acc`);
+    if (attack !== undefined) assert.equal(rows[i][4], attack, `training table row ${i} (${drop}, epoch ${epoch}): attack rate`);
+  });
+  return stats;
 }
 
 /** Writes a screenshot of the whole page to `file` (for the README). */
@@ -433,7 +500,7 @@ export async function frameForScreenshot(page: Page, frame: FrameLocator, sectio
     const el = id ? body.querySelector('section#' + id) : null;
     if (el) el.scrollIntoView({ block: 'start' }); else window.scrollTo(0, 0);
   `), section ?? '');
-  await page.mouse.move(700, 12); // over the title bar: no hover tooltip on a chart
+  await page.mouse.move(1100, 12); // over the title bar right of the command center: no hover tooltip on a chart or on the title
   await sleep(300); // the scroll position settles (it is saved after 200 ms)
 }
 

@@ -9,46 +9,9 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { COMMANDS } from '../../src/host/ids';
-import type { BackdoorAuditApi } from '../../src/extension';
+import { acceptingPicks, allTabs, demoDir, extension, until } from './helpers';
 
-const ID = 'backdoor-audit.backdoor-audit';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const demoDir = () => path.join(extension().extensionPath, 'demo');
 const labDir = () => path.resolve(extension().extensionPath, '../shared/fixtures/lab-badnet');
-
-function extension(): vscode.Extension<BackdoorAuditApi> {
-  const ext = vscode.extensions.getExtension<BackdoorAuditApi>(ID);
-  assert.ok(ext, `${ID} is not loaded`);
-  return ext;
-}
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
-
-/**
- * Runs a command that asks through quick picks, accepting whatever each one offers
- * first (its preselected item) as soon as it shows, until the command settles.
- */
-async function acceptingPicks<T>(running: Thenable<T>): Promise<T> {
-  let settled = false;
-  const done = Promise.resolve(running).finally(() => { settled = true; });
-  while (!settled) {
-    await vscode.commands.executeCommand('workbench.action.acceptSelectedQuickOpenItem');
-    await Promise.race([done, sleep(250)]);
-  }
-  return done;
-}
-
-function allTabs(): vscode.Tab[] {
-  return vscode.window.tabGroups.all.flatMap((g) => g.tabs);
-}
 
 suite('extension host side', () => {
   let ws: string;

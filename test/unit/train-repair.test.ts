@@ -183,7 +183,7 @@ test('demo: unlearning the sunglasses at the 2% threshold (every layer, 2 epochs
   // Issue 15's bar: G's attack rate at most a quarter of pruning alone's ...
   assert.ok(gu.testAttackRate! <= g.testAttackRate! / 4, line);
   // ... with G's clean accuracy within 2 points. Measured and reported as it comes (see README).
-  await t.test('G\'s clean accuracy within 2 points of pruning alone\'s', { todo: 'measured 2.4 points lower on this machine (95.75% vs 98.125%)' }, () => {
+  await t.test('G\'s clean accuracy within 2 points of pruning alone\'s', { todo: 'measured 2.25 points lower (95.875% vs 98.125%)' }, () => {
     assert.ok(gu.testAccuracy! >= g.testAccuracy! - 0.02, line);
   });
 });

@@ -248,6 +248,8 @@ async function auditWith(opts: AuditOptions, hooks: AuditHooks, staged?: OutputF
     const repair = opts.repair;
     repaired = await repairThresholds({
       model, plan, options: repair, target, batchSize: opts.batchSize, signal: hooks.signal,
+      // Data parallel over the shards; a single shard adds nothing to training in this process.
+      workers: shards.length > 1 ? shards : undefined,
       files: { cleanValid: opts.cleanValid, poisonedValid: opts.poisonedValid, cleanTest: opts.cleanTest, poisonedTest: opts.poisonedTest },
       progress: (p) => report({
         phase: 'training', message: `${p.threshold}% threshold: epoch ${p.epoch}/${repair.epochs}, batch ${p.batch}/${p.batches}`,

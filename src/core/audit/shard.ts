@@ -8,6 +8,7 @@ import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
 import { argMaxRows } from '../model/outputs';
 import type { Backend, ChannelMaps, RankBy } from '../types';
+import { GradientShard, type GradientWorker, type MicroBatch, type TrainSetup } from '../train/gradientShard';
 import { Frontier } from './frontier';
 import { makePlan, type PrunePlan } from './plan';
 
@@ -65,7 +66,8 @@ export interface EvalCounts {
   masks: { pruned: Counts; good: Counts; flagged: number }[];
 }
 
-export interface ShardApi {
+/** A shard also trains: a copy of B'_X that computes micro-batch gradients (see train/gradientShard.ts). */
+export interface ShardApi extends GradientWorker {
   init(req: ShardInit): Promise<ShardInfo>;
   load(req: LoadRequest): Promise<LoadResult>;
   /** prune `channels` (cumulative) and count on the cached sets */
@@ -93,7 +95,14 @@ export class Shard implements ShardApi {
   private readonly sets = new Map<string, CachedSet>();
   private pruned = new Set<number>();
   private frontier?: Frontier;
+  private readonly trainer = new GradientShard();
   cancelled = false;
+
+  trainBegin(setup: TrainSetup) { return this.trainer.trainBegin(setup); }
+  trainGrads(batches: MicroBatch[]) { return this.trainer.trainGrads(batches); }
+  trainApply(grads: Float32Array) { return this.trainer.trainApply(grads); }
+  trainWeights() { return this.trainer.trainWeights(); }
+  trainEnd() { return this.trainer.trainEnd(); }
 
   async init(req: ShardInit): Promise<ShardInfo> {
     const { net, backend } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads });
@@ -360,6 +369,7 @@ export class Shard implements ShardApi {
   }
 
   async dispose() {
+    await this.trainer.trainEnd();
     this.sets.clear();
     this.frontier?.dispose();
     this.net?.dispose();

@@ -14,6 +14,7 @@ import type { PrunePlan } from '../audit/plan';
 import { countOf } from '../audit/shard';
 import { deriveTrigger } from './deriveTrigger';
 import { activationsOf, cacheFeed, imageFeed, labelsOf, readImageSet, type Feed, type ImageSet } from './feed';
+import type { GradientWorker } from './gradientShard';
 import { registerGradients } from './gradients';
 import { checkRepairOptions } from './options';
 import { train } from './trainer';
@@ -29,6 +30,8 @@ export interface RepairJob {
   progress?: (p: { threshold: number; epoch: number; batch: number; batches: number; loss: number; step: number; total: number }) => void;
   onEpoch?: (threshold: number, e: FineTuned['epochs'][number]) => void;
   signal?: AbortSignal;
+  /** shards that compute the gradients in parallel (each trains its own copy); none: this process alone */
+  workers?: GradientWorker[];
 }
 
 export interface Repaired {
@@ -141,7 +144,7 @@ export async function repairThresholds(job: RepairJob, reached: ThresholdResult[
           return hits ? c.hits / c.count : c.correct / c.count;
         };
         const epochs = await train({
-          net, feed: feeds.train, labels: trainSet.labels, conv: plan.conv, pruned: t.prunedChannels, share, options: o, signal: job.signal,
+          net, feed: feeds.train, labels: trainSet.labels, conv: plan.conv, pruned: t.prunedChannels, share, options: o, signal: job.signal, workers: job.workers,
           monitor: async () => {
             const validAccuracy = (await rate(feeds.cleanValid, cleanValid.labels, false))!;
             const validAttackRate = job.target !== undefined ? await rate(feeds.poisonedValid, undefined, true) : undefined;

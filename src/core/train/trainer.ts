@@ -1,13 +1,13 @@
 // The training loop: mini-batch Adam or SGD on cross-entropy, seeded
 // shuffling, the pruned channels held at exactly zero, a divergence check,
-// cancel between batches and progress per batch and per epoch.
-import * as tf from '@tensorflow/tfjs-core';
+// cancel between batches and progress per batch and per epoch. Gradients
+// come from one or more gradient shards (gradientShard.ts), summed here.
 import { CancelledError, UserError } from '../errors';
-import type { Param } from '../model/layers';
 import type { Net } from '../model/net';
 import { rng } from '../prng';
 import type { RepairOptions, TrainEpoch } from '../types';
 import type { Feed } from './feed';
+import { assignFlat, flatValues, GradientShard, MICRO_BATCH, trainedParams, type GradientWorker, type MicroBatch } from './gradientShard';
 
 export interface TrainJob {
   net: Net;
@@ -19,6 +19,13 @@ export interface TrainJob {
   /** share of each batch stamped with the trigger (0: fine-tuning) */
   share: number;
   options: Pick<RepairOptions, 'epochs' | 'learningRate' | 'optimizer' | 'batchSize' | 'seed'>;
+  /**
+   * Shards computing the gradients (data parallel), each with its own copy
+   * of the net; none: this process alone, on `net`. The result is the same bit
+   * for bit either way.
+   */
+  workers?: GradientWorker[];
+  onProfile?: (p: TrainProfile) => void;
   /** clean accuracy (and attack rate) on validation data, after each epoch and before the first */
   monitor: () => Promise<{ validAccuracy: number; validAttackRate?: number }>;
   progress?: (p: { epoch: number; batch: number; batches: number; loss: number }) => void;
@@ -41,43 +48,35 @@ export function outputIsSoftmax(net: Net): boolean {
   return node.className === 'Softmax' || act === 'softmax' || (typeof act === 'object' && act !== null && JSON.stringify(act).includes('softmax'));
 }
 
-/** Mean categorical cross-entropy; probabilities are clipped to [1e-7, 1 - 1e-7] like Keras's. */
-export function crossEntropy(out: tf.Tensor, labels: tf.Tensor1D, probs: boolean): tf.Scalar {
-  const classes = out.shape[out.rank - 1];
-  const logp = probs ? tf.log(tf.clipByValue(out, 1e-7, 1 - 1e-7)) : tf.logSoftmax(out);
-  return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), logp), -1))) as tf.Scalar;
-}
+export { crossEntropy } from './gradientShard';
 
-/** The variables trained: every Conv2D/Dense one, or only those after the feed's layer. */
-export function trainedParams(net: Net, feed: Feed): Param[] {
-  if (!feed.at) return net.params;
-  const above = net.downstreamOf(feed.at);
-  return net.params.filter((p) => above.has(p.layer));
-}
-
-/** Multiplies the pruned conv's kernel and bias by a 0/1 mask over output channels. */
-function keeper(net: Net, conv: string, pruned: number[]): { apply: () => void; dispose: () => void } {
-  const ps = net.params.filter((p) => p.layer === conv);
-  if (!ps.length || !pruned.length) return { apply: () => undefined, dispose: () => undefined };
-  const channels = ps[0].value.shape[ps[0].value.rank - 1];
-  const keep = new Float32Array(channels).fill(1);
-  for (const c of pruned) keep[c] = 0;
-  const mask = tf.tensor1d(keep);
-  const apply = () => {
-    for (const p of ps) p.value.assign(tf.tidy(() => tf.mul(p.value, mask)));
-  };
-  apply(); // B'_X: the channels start at zero
-  return { apply, dispose: () => mask.dispose() };
+/** Time per epoch by part of a step, summed over batches (the bench prints it). */
+export interface TrainProfile {
+  /** reading (and stamping) the batch's rows */
+  rows: number;
+  /** waiting for every shard's micro-batch gradients; `compute` of it was the slowest shard computing */
+  grads: number;
+  compute: number;
+  /** summing the micro-batch gradients in float64 */
+  sum: number;
+  /** every shard applying the optimizer step */
+  apply: number;
+  /** CPU time: of the busiest shard (its gradients and optimizer steps), and of this process (with shards elsewhere: its share of the work) */
+  shardCpu: number;
+  cpu: number;
 }
 
 export async function train(job: TrainJob): Promise<TrainEpoch[]> {
   const { net, feed, labels, options: o } = job;
-  const params = trainedParams(net, feed);
-  if (!params.length) throw new UserError('there are no Conv2D or Dense weights to train above the pruned layer');
-  const vars = params.map((p) => p.value);
-  const keepPruned = keeper(net, job.conv, job.pruned);
-  const probs = outputIsSoftmax(net);
-  const optimizer = o.optimizer === 'sgd' ? tf.train.sgd(o.learningRate) : tf.train.adam(o.learningRate);
+  const setup = {
+    at: feed.at, rowShape: feed.rowShape, conv: job.conv, pruned: job.pruned,
+    options: { learningRate: o.learningRate, optimizer: o.optimizer }, probs: outputIsSoftmax(net),
+  };
+  // The trainer's own copy: monitored between epochs, and the only shard when no others are given.
+  const own = new GradientShard();
+  own.attach(net, setup);
+  const workers: GradientWorker[] = job.workers?.length ? job.workers : [own];
+  const remote = workers[0] !== own;
   const r = rng(o.seed);
   const order = Array.from({ length: feed.count }, (_, i) => i);
   const batches = Math.ceil(feed.count / o.batchSize);
@@ -88,29 +87,67 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
   };
   const diverged = (why: string) => new UserError(`training diverged (${why}) with learning rate ${o.learningRate} (${o.optimizer}); try a smaller --lr. No repaired model was saved`, undefined, 'diverged');
   try {
+    if (!trainedParams(net, feed.at).length) throw new UserError('there are no Conv2D or Dense weights to train above the pruned layer');
+    if (remote) {
+      const start = flatValues(net.params);
+      await Promise.all(workers.map((w) => w.trainBegin({ model: net.model.file, arch: net.model.archFile, ...setup, start })));
+    }
     const start = await job.monitor();
     record({ epoch: 0, loss: null, ...start, seconds: 0 });
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
+      const profile: TrainProfile = { rows: 0, grads: 0, compute: 0, sum: 0, apply: 0, shardCpu: 0, cpu: 0 };
+      const cpu0 = process.cpuUsage();
+      let lap = t0;
+      const time = (part: keyof TrainProfile) => {
+        const now = performance.now();
+        profile[part] += (now - lap) / 1000;
+        lap = now;
+      };
       r.shuffle(order);
       let sum = 0;
       for (let b = 0; b < batches; b++) {
         if (job.signal?.aborted) throw new CancelledError();
+        lap = performance.now();
         const idx = order.slice(b * o.batchSize, (b + 1) * o.batchSize);
         const stamped = Math.round(job.share * idx.length);
-        const x = tf.tensor(feed.rows(idx, stamped), [idx.length, ...feed.rowShape]);
-        const y = tf.tensor1d(Int32Array.from(idx, (i) => labels[i]), 'int32');
-        const given = new Map<string, tf.Tensor>(feed.at ? [[feed.at, x]] : []);
-        const loss = optimizer.minimize(() => crossEntropy(net.run(feed.at ? undefined : x, [net.outputName], given).get(net.outputName)!, y, probs), true, vars)!;
-        const value = loss.dataSync()[0];
-        tf.dispose([x, y, loss]);
-        if (!Number.isFinite(value)) throw diverged(`loss ${value} at epoch ${epoch}, batch ${b + 1}`);
-        keepPruned.apply();
-        sum += value;
-        job.progress?.({ epoch, batch: b + 1, batches, loss: value });
+        const rows = feed.rows(idx, stamped);
+        // Micro-batch m goes to shard m mod n; the sum below is in micro-batch order whatever n is.
+        const parts: MicroBatch[][] = workers.map(() => []);
+        const micros = Math.ceil(idx.length / MICRO_BATCH);
+        for (let m = 0; m < micros; m++) {
+          const from = m * MICRO_BATCH, to = Math.min(idx.length, from + MICRO_BATCH);
+          parts[m % workers.length].push({ rows: rows.subarray(from * feed.per, to * feed.per), labels: Int32Array.from(idx.slice(from, to), (i) => labels[i]) });
+        }
+        time('rows');
+        const answers = await Promise.all(workers.map((w, k) => parts[k].length ? w.trainGrads(parts[k]) : { micro: [], seconds: 0, cpuSeconds: 0 }));
+        profile.compute += Math.max(...answers.map((a) => a.seconds));
+        profile.shardCpu += Math.max(...answers.map((a) => a.cpuSeconds));
+        time('grads');
+        // The batch's loss is the mean over its images: micro-batch m weighs (its size) / (batch size).
+        const total = new Float64Array(answers[0].micro[0].grads.length);
+        let loss = 0;
+        for (let m = 0; m < micros; m++) {
+          const { loss: l, grads } = answers[m % workers.length].micro[Math.floor(m / workers.length)];
+          const weight = parts[m % workers.length][Math.floor(m / workers.length)].labels.length / idx.length;
+          loss += weight * l;
+          for (let i = 0; i < grads.length; i++) total[i] += weight * grads[i];
+        }
+        time('sum');
+        if (!Number.isFinite(loss)) throw diverged(`loss ${loss} at epoch ${epoch}, batch ${b + 1}`);
+        const step = Float32Array.from(total);
+        await Promise.all(workers.map((w) => w.trainApply(step)));
+        time('apply');
+        sum += loss;
+        job.progress?.({ epoch, batch: b + 1, batches, loss });
         await new Promise<void>((res) => setImmediate(res)); // lets a cancel message through
       }
       const seconds = (performance.now() - t0) / 1000; // the training alone, not the monitoring pass
+      const cpu = process.cpuUsage(cpu0);
+      profile.cpu = (cpu.user + cpu.system) / 1e6;
+      job.onProfile?.(profile);
+      // The shards hold equal copies: the trainer's own takes the first one's weights.
+      if (remote) assignFlat(net.params, await workers[0].trainWeights());
       const m = await job.monitor();
       const e = { epoch, loss: sum / batches, ...m, seconds };
       record(e);
@@ -120,7 +157,7 @@ export async function train(job: TrainJob): Promise<TrainEpoch[]> {
     }
     return epochs;
   } finally {
-    optimizer.dispose();
-    keepPruned.dispose();
+    await own.trainEnd();
+    if (remote) await Promise.all(workers.map((w) => w.trainEnd().catch(() => undefined)));
   }
 }
