@@ -146,7 +146,7 @@ if (wants('host')) {
   } else {
     const summaryFile = path.join(resultsDir, 'host-suite.json');
     rmSync(summaryFile, { force: true });
-    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/host/run-suite.ts'], { timeoutMs: 15 * 60_000 });
+    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/host/run-suite.ts'], { timeoutMs: 30 * 60_000 });
     reapServers();
     let c = { passed: 0, failed: 1, skipped: 0 };
     try { c = JSON.parse(readFileSync(summaryFile, 'utf8')); } catch { /* runner died before writing it */ }

@@ -33,7 +33,7 @@ execFileSync(process.execPath, [path.join(repoRoot, 'scripts', 'host', 'build-su
 
 const resultsFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'bda-suite-')), 'results.ndjson');
 writeFileSync(resultsFile, '');
-const timeoutMs = Number(process.env.BDA_HOST_TIMEOUT_MS ?? 10 * 60_000);
+const timeoutMs = Number(process.env.BDA_HOST_TIMEOUT_MS ?? 25 * 60_000);
 
 type Line = { event: string; title?: string; ms?: number; error?: string; total?: number };
 let printed = 0;
