@@ -247,3 +247,19 @@ export function chartShell(ariaLabel: string): { canvas: HTMLCanvasElement; read
   const canvas = h('canvas', { tabindex: 0, role: 'img', class: 'chart', 'aria-label': ariaLabel });
   return { canvas, readout: h('div', { class: 'readout', 'aria-live': 'polite' }), wrap: h('div', { class: 'canvas-wrap' }, canvas) };
 }
+
+/** Horizontal grid lines and their percent labels every `step` points, from 0 to 100%. */
+export function drawPercentGrid(ctx: CanvasRenderingContext2D, t: Theme, left: number, width: number, y: (rate: number) => number, step: number): void {
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'middle';
+  for (let v = 0; v <= 100; v += step) {
+    const py = Math.round(y(v / 100)) + 0.5;
+    ctx.strokeStyle = t.grid;
+    ctx.beginPath();
+    ctx.moveTo(left, py);
+    ctx.lineTo(left + width, py);
+    ctx.stroke();
+    ctx.fillStyle = t.muted;
+    ctx.fillText(`${v}%`, left - 8, py);
+  }
+}

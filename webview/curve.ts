@@ -1,7 +1,7 @@
 // Pruning curve: validation accuracy and attack rate against channels pruned, with the
 // accuracy-drop thresholds as horizontal lines and where each was reached as verticals.
 import type { AuditReport } from '../src/core/types';
-import { chartShell, interact, niceStep, onWidth, prepare, repaintOnTheme, theme } from './canvas';
+import { chartShell, drawPercentGrid, interact, niceStep, onWidth, prepare, repaintOnTheme, theme } from './canvas';
 import { dataTable, h } from './dom';
 import { ESTIMATED_ATTACK, attackEstimated, drop, pct, pctUnit } from './format';
 
@@ -66,18 +66,7 @@ export function pruningCurve(report: AuditReport): HTMLElement {
 
     // grid and axes
     ctx.lineWidth = 1;
-    ctx.textBaseline = 'middle';
-    ctx.textAlign = 'right';
-    for (let v = 0; v <= 100; v += 20) {
-      const y = Math.round(Y(v / 100)) + 0.5;
-      ctx.strokeStyle = t.grid;
-      ctx.beginPath();
-      ctx.moveTo(PAD.l, y);
-      ctx.lineTo(PAD.l + plotW(), y);
-      ctx.stroke();
-      ctx.fillStyle = t.muted;
-      ctx.fillText(`${v}%`, PAD.l - 8, y);
-    }
+    drawPercentGrid(ctx, t, PAD.l, plotW(), Y, 20);
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
     const stepX = niceStep(xMax, Math.max(2, Math.floor(plotW() / 60)));

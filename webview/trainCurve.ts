@@ -2,7 +2,7 @@
 // rate after each epoch (epoch 0 is B′ before training), one line pair per
 // threshold labelled at its end, and the same numbers as a table.
 import type { AuditReport } from '../src/core/types';
-import { niceStep, onWidth, prepare, repaintOnTheme, theme } from './canvas';
+import { drawPercentGrid, niceStep, onWidth, prepare, repaintOnTheme, theme } from './canvas';
 import { dataTable, h } from './dom';
 import { drop, pct } from './format';
 
@@ -32,18 +32,7 @@ export function trainingCurve(report: AuditReport): HTMLElement | null {
     const ctx = prepare(canvas, width, HEIGHT);
     ctx.font = `11px ${t.font}`;
     ctx.lineWidth = 1;
-    ctx.textAlign = 'right';
-    ctx.textBaseline = 'middle';
-    for (let v = 0; v <= 100; v += 25) {
-      const y = Math.round(Y(v / 100)) + 0.5;
-      ctx.strokeStyle = t.grid;
-      ctx.beginPath();
-      ctx.moveTo(PAD.l, y);
-      ctx.lineTo(PAD.l + plotW(), y);
-      ctx.stroke();
-      ctx.fillStyle = t.muted;
-      ctx.fillText(`${v}%`, PAD.l - 8, y);
-    }
+    drawPercentGrid(ctx, t, PAD.l, plotW(), Y, 25);
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
     for (let x = 0; x <= xMax; x += niceStep(xMax, Math.max(2, Math.floor(plotW() / 50)))) {

@@ -26,6 +26,17 @@ function kernelOn(backendName: string, name: string): tf.KernelFunc {
   return k.kernelFunc;
 }
 
+/** Runs `backendName`'s kernels, keeping every output in `temps` for the caller to free. */
+function kernelRunner(backendName: string, backend: tf.KernelBackend) {
+  const temps: Info[] = [];
+  const run = (name: string, ins: tf.NamedTensorInfoMap, at: Attrs) => {
+    const out = kernelOn(backendName, name)({ inputs: ins, backend, attrs: at as tf.NamedAttrMap }) as Info;
+    temps.push(out);
+    return out;
+  };
+  return { run, temps };
+}
+
 /** dW from x (N,H,W,C) and dy (N,oh,ow,O), run with `backendName`'s own kernels. */
 export function backpropFilterByConv(backendName: string, { inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: Attrs }): Info {
   const { x, dy } = inputs as { x: Info; dy: Info };
@@ -33,12 +44,7 @@ export function backpropFilterByConv(backendName: string, { inputs, backend, att
   if (a.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm: only NHWC (channels_last) is supported');
   const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
   const [kh, kw, c, o] = a.filterShape;
-  const temps: Info[] = [];
-  const run = (name: string, ins: tf.NamedTensorInfoMap, at: Attrs) => {
-    const out = kernelOn(backendName, name)({ inputs: ins, backend, attrs: at as tf.NamedAttrMap }) as Info;
-    temps.push(out);
-    return out;
-  };
+  const { run, temps } = kernelRunner(backendName, backend);
   try {
     const { top, bottom, left, right } = info.padInfo;
     const padded = top || bottom || left || right
@@ -67,12 +73,7 @@ export function backpropInputByConv(backendName: string, { inputs, backend, attr
   const { top, bottom, left, right } = info.padInfo;
   const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
   if (pads.some((p) => p < 0)) return undefined; // padding wider than the kernel: leave it to wasm's kernel
-  const temps: Info[] = [];
-  const run = (name: string, ins: tf.NamedTensorInfoMap, at: Attrs) => {
-    const out = kernelOn(backendName, name)({ inputs: ins, backend, attrs: at as tf.NamedAttrMap }) as Info;
-    temps.push(out);
-    return out;
-  };
+  const { run, temps } = kernelRunner(backendName, backend);
   try {
     const padded = run('PadV2', { x: dy }, { paddings: [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]], constantValue: 0 });
     const flipped = run('Reverse', { x: filter }, { dims: [0, 1] });
