@@ -21,6 +21,8 @@ const { values: args } = parseArgs({ options: {
   // --images N: N images in each of the four sets (bench/data-N/), for a quick check; results are not saved.
   images: { type: 'string' },
   'scan-only': { type: 'boolean' }, 'scan-images': { type: 'string' },
+  // --engines-only: the audit and the plain passes on each backend, printed, not saved (for A/B runs).
+  'engines-only': { type: 'boolean' },
 } });
 
 /** CPU seconds (user + system) a process has used so far, from /proc; 0 once it has exited. */
@@ -250,6 +252,10 @@ async function main() {
     if (r) runs.push(r);
   }
   if (args['audit-only']) return; // for A/B runs of two builds; bench/results.* stay as they are
+  if (args['engines-only']) {
+    console.log(table(runs).join('\n'));
+    return;
+  }
   // One epoch of repair training on the clean validation set, every layer and only those above the pruned one.
   const training = await trainingEpochs(m, files.cleanValid, trainingReport!, workers);
   if (args['train-only']) {
