@@ -70,6 +70,28 @@ test('wasm Conv2DBackpropFilter and Conv2DBackpropInput equal the cpu backend\'s
   await tf.setBackend('wasm');
 });
 
+test('wasm BatchMatMul with transposed operands (Dense gradients) equals the cpu backend\'s', async () => {
+  await initBackend('wasm');
+  registerGradients();
+  const shapes: [number[], number[], boolean, boolean][] = [
+    [[32, 160], [32, 1283], true, false], [[32, 1283], [160, 1283], false, true], [[7, 5], [6, 7], true, true], [[2, 7, 5], [2, 7, 3], true, false],
+  ];
+  for (const [sa, sb, ta, tb] of shapes) {
+    const product = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      const operand = (seed: number, shape: number[]): tf.Tensor2D => {
+        const t: tf.Tensor = tf.tensor(values(seed, count(shape)), shape);
+        return t as tf.Tensor2D; // rank 3 too: matMul multiplies batches
+      };
+      return tf.tidy(() => Float32Array.from(tf.matMul(operand(4, sa), operand(5, sb), ta, tb).dataSync()));
+    };
+    const got = await product('wasm'), want = await product('cpu');
+    assert.equal(got.length, want.length);
+    assert.ok(relErr(got, want) < 1e-5, `${sa}·${sb} (${ta}, ${tb}): relative error ${relErr(got, want)}`);
+  }
+  await tf.setBackend('wasm');
+});
+
 test('tf.grad of a conv on wasm matches central finite differences, for the kernel and the input', async () => {
   await initBackend('wasm');
   registerGradients();

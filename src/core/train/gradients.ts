@@ -4,7 +4,7 @@
 // configs our layers and loss need are imported one by one from its ESM
 // files and registered here. The wasm backend also lacks
 // Conv2DBackpropFilter, which training a Conv2D kernel needs; it gets one
-// built from kernels wasm has, and a faster Conv2DBackpropInput (convGrads.ts).
+// built from kernels wasm has, and a faster Conv2DBackpropInput (model/wasmKernels.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { absGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Abs_grad.js';
 import { addGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Add_grad.js';
@@ -49,7 +49,7 @@ import { sumGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Sum_grad.js'
 import { tanhGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Tanh_grad.js';
 import { tileGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Tile_grad.js';
 import { transposeGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Transpose_grad.js';
-import { registerWasmConvGrads } from './convGrads';
+import { registerWasmKernels } from '../model/wasmKernels';
 
 /**
  * Every kernel that src/core/model/layers.ts and the training loss emit (the
@@ -72,5 +72,5 @@ export function registerGradients() {
   if (registered) return;
   registered = true;
   for (const c of CONFIGS) if (!tf.getGradient(c.kernelName)) tf.registerGradient(c);
-  registerWasmConvGrads();
+  registerWasmKernels();
 }

@@ -1,5 +1,7 @@
-// Conv2D gradients for the wasm backend, as forward convolutions that run in
-// wasm's own (XNNPACK) conv kernel, with no loop of ours.
+// Kernels the wasm backend lacks or runs slowly, for training (train/) and the
+// scan's input gradients (scan/backprop.ts): Conv2D gradients as forward
+// convolutions that run in wasm's own (XNNPACK) conv kernel, with no loop of
+// ours, and products with a transposed operand as plain ones.
 //
 // Conv2DBackpropFilter: wasm has none. For a conv with
 // stride s and no dilation (tfjs refuses gradients of dilated convs anyway),
@@ -84,10 +86,32 @@ export function backpropInputByConv(backendName: string, { inputs, backend, attr
   }
 }
 
+/**
+ * wasm's BatchMatMul with a transposed operand (a Dense layer's gradients: xᵀ·dy for the kernel,
+ * dy·Wᵀ for the input) takes a slow path; an explicit Transpose and the plain product took
+ * 111 ms instead of 144 ms for a 32-image gradient of the lab network (a micro-benchmark).
+ */
+function matMulUntransposed(own: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const { inputs, backend, attrs } = args as { inputs: { a: Info; b: Info }; backend: tf.KernelBackend; attrs: Attrs };
+    if (!attrs.transposeA && !attrs.transposeB) return own.kernelFunc(args);
+    const { run, temps } = kernelRunner('wasm', backend);
+    try {
+      // Swap the last two axes; batch axes stay.
+      const swapped = (t: Info) => run('Transpose', { x: t }, { perm: t.shape.map((_, i, all) => (i < all.length - 2 ? i : 2 * all.length - 3 - i)) });
+      const a = attrs.transposeA ? swapped(inputs.a) : inputs.a;
+      const b = attrs.transposeB ? swapped(inputs.b) : inputs.b;
+      return own.kernelFunc({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap });
+    } finally {
+      for (const t of temps) backend.disposeData(t.dataId);
+    }
+  };
+}
+
 let done = false;
 
-/** Adds Conv2DBackpropFilter to the wasm backend and routes stride-1 Conv2DBackpropInput through its forward conv. */
-export function registerWasmConvGrads() {
+/** Adds Conv2DBackpropFilter to the wasm backend, routes stride-1 Conv2DBackpropInput through its forward conv, and transposed products through a plain one. */
+export function registerWasmKernels() {
   if (done) return;
   done = true;
   if (!tf.getKernel('Conv2DBackpropFilter', 'wasm')) {
@@ -100,5 +124,10 @@ export function registerWasmConvGrads() {
       ...own,
       kernelFunc: (args) => backpropInputByConv('wasm', args as Parameters<typeof backpropInputByConv>[1]) ?? own.kernelFunc(args),
     });
+  }
+  const mm = tf.getKernel('BatchMatMul', 'wasm');
+  if (mm) {
+    tf.unregisterKernel('BatchMatMul', 'wasm');
+    tf.registerKernel({ ...mm, kernelFunc: matMulUntransposed(mm) });
   }
 }
