@@ -92,6 +92,32 @@ test('wasm BatchMatMul with transposed operands (Dense gradients) equals the cpu
   await tf.setBackend('wasm');
 });
 
+test('wasm MaxPoolGrad equals the cpu backend\'s, ties included (all-zero windows after a ReLU), for overlapping, padded and uneven pools', async () => {
+  await initBackend('wasm');
+  registerGradients();
+  const cases: { x: number[]; size: number | [number, number]; strides: number | [number, number]; pad: Pad }[] = [
+    { x: [3, 9, 8, 2], size: 2, strides: 2, pad: 'valid' },
+    { x: [2, 9, 7, 3], size: 3, strides: 2, pad: 'same' },
+    { x: [2, 10, 7, 3], size: [2, 3], strides: [1, 2], pad: 'valid' },
+    { x: [2, 52, 44, 20], size: 2, strides: 2, pad: 'valid' }, // the lab's pool_1
+  ];
+  for (const c of cases) {
+    const grad = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        // Rounded ReLU values: many windows hold equal maxima.
+        const x = tf.relu(tf.round(tf.tensor(values(6, count(c.x)), c.x))) as tf.Tensor4D;
+        const y = tf.maxPool(x, c.size, c.strides, c.pad);
+        const dy = tf.tensor(values(7, y.size), y.shape);
+        const dx = tf.engine().runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: c.size, strides: c.strides, pad: c.pad }) as tf.Tensor;
+        return Float32Array.from(dx.dataSync());
+      });
+    };
+    assert.deepEqual(await grad('wasm'), await grad('cpu'), JSON.stringify(c));
+  }
+  await tf.setBackend('wasm');
+});
+
 test('tf.grad of a conv on wasm matches central finite differences, for the kernel and the input', async () => {
   await initBackend('wasm');
   registerGradients();
