@@ -169,9 +169,9 @@ test('a trigger is derived from paired poisoned data; the demo\'s unpaired sets 
   assert.throws(() => deriveTrigger(clean, bd, shape), /do not pair with the clean ones image by image \(the median pair differs at \d+\.\d% of pixels\); give the trigger with --unlearn-trigger/);
 });
 
-test('demo: unlearning the sunglasses at the 2% threshold (every layer, 2 epochs)', { skip: needsDemo }, async (t) => {
+test('demo: unlearning the sunglasses at the 2% threshold (every layer, the editor\'s 5 epochs)', { skip: needsDemo }, async (t) => {
   const dir = tmpDir();
-  const r = await run(audit(path.join(dir, 'out'), repair({ epochs: 2, layers: 'all', trigger: await demoTrigger(dir) })));
+  const r = await run(audit(path.join(dir, 'out'), repair({ epochs: 5, layers: 'all', trigger: await demoTrigger(dir) })));
   const row = r.thresholds[0];
   const f = row.fineTuned!;
   const g = row.goodNet, gu = f.goodNet;
@@ -180,10 +180,8 @@ test('demo: unlearning the sunglasses at the 2% threshold (every layer, 2 epochs
   assert.equal(f.method, 'unlearn');
   assert.equal(f.repairedModel, 'repaired_2_unlearned.h5');
   assert.equal(r.trigger?.source, 'file');
-  // Issue 15's bar: G's attack rate at most a quarter of pruning alone's ...
+  // Issue 15's bar: G's attack rate at most a quarter of pruning alone's, with G's clean accuracy within 2 points
+  // (after 2 epochs it was 2.25 points lower; README, Repair after pruning).
   assert.ok(gu.testAttackRate! <= g.testAttackRate! / 4, line);
-  // ... with G's clean accuracy within 2 points. Measured and reported as it comes (see README).
-  await t.test('G\'s clean accuracy within 2 points of pruning alone\'s', { todo: 'measured 2.25 points lower (95.875% vs 98.125%)' }, () => {
-    assert.ok(gu.testAccuracy! >= g.testAccuracy! - 0.02, line);
-  });
+  assert.ok(gu.testAccuracy! >= g.testAccuracy! - 0.02, line);
 });
