@@ -44,7 +44,8 @@ export class InputGradient {
   private readonly headLogits: (xs: tf.Tensor[]) => tf.Tensor2D;
 
   constructor(private readonly net: Net) {
-    // wasm kernels for the transposed products and stride-1 conv2dTranspose below (a 16-image step on the lab network: ~50 → ~44 ms).
+    // Our wasm kernels for the transposed products, stride-1 conv2dTranspose and max-pool gradients below
+    // (a 16-image step on the lab network: ~50 → ~36 ms).
     registerWasmKernels();
     const seen = new Set<string>();
     const visit = (name: string) => {

@@ -4,7 +4,7 @@
 // configs our layers and loss need are imported one by one from its ESM
 // files and registered here. The wasm backend also lacks
 // Conv2DBackpropFilter, which training a Conv2D kernel needs; it gets one
-// built from kernels wasm has, and a faster Conv2DBackpropInput (model/wasmKernels.ts).
+// built from kernels wasm has, and faster kernels for a few others (model/wasmKernels.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { absGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Abs_grad.js';
 import { addGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Add_grad.js';

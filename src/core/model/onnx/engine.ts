@@ -72,17 +72,17 @@ export class OnnxEngine {
   async run(feeds: Record<string, Float32Array>, n: number, fetches: string[], inputChannelsFirst = false): Promise<Map<string, Float32Array>> {
     const names = Object.keys(feeds);
     const { session, inputs, outputs } = await this.session(names, fetches, inputChannelsFirst);
-    const dimsOf = (name: string) => {
+    // Each feed's dims without the batch axis, and its floats per row.
+    const shaped = names.map((name) => {
       const shape = this.net.shapes.get(name.replace(/:pre$/, ''))!;
-      return inputChannelsFirst && name === this.net.graph.inputs[0] ? [shape[2], shape[0], shape[1]] : shape;
-    };
-    const sizeOf = (dims: number[]) => dims.reduce((a, b) => a * b, 1);
+      const dims = inputChannelsFirst && name === this.net.graph.inputs[0] ? [shape[2], shape[0], shape[1]] : shape;
+      return { name, dims, per: dims.reduce((a, b) => a * b, 1) };
+    });
     const result = new Map<string, Float32Array>();
     for (let s = 0; s < n; s += ROWS_PER_RUN) {
       const m = Math.min(n, s + ROWS_PER_RUN) - s;
       const input: Record<string, Ort.Tensor> = {};
-      for (const name of names) {
-        const dims = dimsOf(name), per = sizeOf(dims);
+      for (const { name, dims, per } of shaped) {
         input[inputs.get(name)!] = new ort!.Tensor('float32', feeds[name].subarray(s * per, (s + m) * per), [m, ...dims]);
       }
       const out = await session.run(input);
