@@ -1,6 +1,7 @@
 // Scan view: a backdoor scan without poisoned data (scan.json). The verdict and the
 // numbers that decided it first, then the channel stimulation that found the candidates,
-// the labels whose triggers were reconstructed, and the trigger itself as pictures.
+// the channels' own triggers, the labels whose triggers were reconstructed, and the
+// trigger itself as pictures.
 import type { ScanReport } from '../src/core/types';
 import { BACKEND_NAMES, card, phaseBar } from './audit';
 import { facts, h, section } from './dom';
@@ -45,6 +46,30 @@ function candidatesSection(r: ScanReport, bridge: Bridge): HTMLElement {
   );
 }
 
+function channelTriggersSection(r: ScanReport): HTMLElement {
+  // Scans written before channel triggers existed have none.
+  if (!r.channelTriggers?.length) return h('p', { class: 'note' }, 'This scan reversed no channel’s trigger (written by an earlier version).');
+  const served = new Set(r.targets.flatMap((t) => t.foundBy?.includes('channel-trigger') ? t.channels : []));
+  const header = [
+    { text: 'Channel' }, { text: 'Stimulated label', title: 'the label stimulating the channel pushed to' },
+    { text: 'Mask L1', numeric: true, title: `pixels the trigger covers (bound ${pctUnit(r.maxTriggerArea)} of the image)` },
+    { text: 'Activation', numeric: true, title: 'the channel’s mean with the trigger, and on clean images' },
+    { text: 'Turns into', title: 'the label the stamped held-out images turn into most' },
+    { text: 'Attack rate', numeric: true, title: 'share of held-out clean images (not of that label) it turns into it' },
+  ];
+  const rows = r.channelTriggers.map((t) => ({
+    cells: [String(t.channel), String(t.stimulatedLabel), num(t.maskL1), `${num(t.activation)} (clean ${num(t.cleanActivation)})`,
+      String(t.label), `${pctUnit(t.attackRate)} of ${int(t.heldOut)}`],
+    className: served.has(t.channel) ? 'target' : undefined,
+  }));
+  return h('div', { class: 'results' },
+    vsTable('channel-triggers-table', 'Channels’ own triggers', header, rows),
+    h('p', { class: 'note' },
+      `For the ${int(r.channelTriggers.length)} channels whose stimulation lifted a label most, a trigger covering at most ` +
+      `${pctUnit(r.maxTriggerArea)} of the image was optimised to excite the channel alone, never a label (ABS, Liu et al., 2019). ` +
+      'A trigger that still turns ≥ 90% of held-out clean images into one label shows a backdoor reachable from the input.'));
+}
+
 export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTMLElement {
   const backdoor = r.verdict === 'backdoor';
   const compromised = r.channels.filter((c) => c.compromised);
@@ -72,7 +97,7 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     h('ul', { class: 'evidence' }, ...r.evidence.map((e) => h('li', {}, e))));
 
   const cards = h('div', { class: 'cards' },
-    card('Verdict', r.verdict, backdoor ? 'a label far easier to reach than the rest' : 'no label stands out', backdoor ? 'bad' : 'good'),
+    card('Verdict', r.verdict, backdoor ? `found by ${(top.foundBy ?? ['mask-size']).map((f) => (f === 'mask-size' ? 'its small mask' : 'a channel’s own trigger')).join(' and ')}` : 'no label stands out', backdoor ? 'bad' : 'good'),
     card('Target label', top ? String(top.label) : '—', top ? `anomaly index ${num(top.anomalyIndex)}` : 'none'),
     card('Trigger attack rate', top ? pctUnit(top.triggerAttackRate) : '—', top ? 'reconstructed trigger, held-out clean images' : undefined, top && top.triggerAttackRate > 0.5 ? 'bad' : undefined),
     card('Compromised channels', `${int(compromised.length)} / ${int(r.channels.length)}`, r.layer, backdoor && compromised.length ? 'bad' : undefined),
@@ -96,6 +121,7 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     verdict,
     cards,
     section('stimulation', 'Channel stimulation', stimulationChart(r)),
+    section('channel-triggers', 'Channels’ own triggers', channelTriggersSection(r)),
     section('candidates', 'Reconstructed triggers', candidatesSection(r, bridge)),
     section('trigger', top ? `Trigger of label ${top.label}`
       : r.preview?.label !== undefined ? `Smallest trigger found (label ${r.preview.label}, not a backdoor)` : 'Trigger', triggerPictures(r)),

@@ -307,14 +307,36 @@ export interface ScanLabel {
   trigger?: string;
 }
 
+/**
+ * A stimulated channel's own trigger (ABS): the small input pattern that
+ * excites the channel most, and what it does to held-out clean images.
+ */
+export interface ScanChannelTrigger {
+  channel: number;
+  /** the label stimulating the channel pushed to */
+  stimulatedLabel: number;
+  maskL1: number;
+  /** the channel's mean over its map: stamped, and clean */
+  activation: number;
+  cleanActivation: number;
+  /** the label the stamped held-out images turn into most */
+  label: number;
+  /** held-out images not of `label` */
+  heldOut: number;
+  /** share of those that the trigger turns into `label` */
+  attackRate: number;
+}
+
 export interface ScanTarget {
   label: number;
   anomalyIndex: number;
   maskL1: number;
   triggerAttackRate: number;
-  /** compromised channels that push to this label */
+  /** compromised channels that push to this label, and channels whose own trigger serves it */
   channels: number[];
   trigger: string;
+  /** which test flagged it: its mask is abnormally small (Neural Cleanse), a channel's own trigger serves it (ABS) */
+  foundBy: ('mask-size' | 'channel-trigger')[];
 }
 
 export interface ScanReport {
@@ -337,6 +359,10 @@ export interface ScanReport {
   channels: ScanChannel[];
   /** stimulation levels as multiples of the largest clean activation of the layer */
   levels: number[];
+  /** the channels whose own trigger was reversed (most elevating first) */
+  channelTriggers: ScanChannelTrigger[];
+  /** their masks' bound, as a share of the input's area */
+  maxTriggerArea: number;
   labelsOptimised: number[];
   labels: ScanLabel[];
   data: DataSetInfo;
@@ -347,7 +373,7 @@ export interface ScanReport {
 }
 
 export interface ScanProgress {
-  phase: 'reading' | 'lower-layers' | 'stimulation' | 'trigger' | 'writing' | 'done';
+  phase: 'reading' | 'lower-layers' | 'stimulation' | 'channel-trigger' | 'trigger' | 'writing' | 'done';
   message: string;
   step?: number;
   total?: number;

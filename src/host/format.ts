@@ -15,6 +15,7 @@ const PHASES: Record<JobProgress['phase'], string> = {
   evaluating: 'Evaluating repaired networks',
   training: 'Training the pruned networks',
   stimulation: 'Stimulating channels',
+  'channel-trigger': 'Reversing channels\' triggers',
   trigger: 'Reconstructing triggers',
   writing: 'Writing results',
   done: 'Done',

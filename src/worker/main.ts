@@ -42,6 +42,7 @@ function serveShard() {
   const scanMethods: Partial<Record<ShardMethod, (...a: never[]) => Promise<unknown>>> = {
     scanInit: (req: ScanShardInit) => scan.init(req),
     scanReconstruct: (label: number) => scan.reconstruct(label),
+    scanReverseChannel: (channel: number) => scan.reverseChannel(channel),
   };
   process.on('message', async (m: ShardCall) => {
     if (m.type === 'cancel') {

@@ -5,6 +5,7 @@ import { CancelledError, UserError } from '../core/errors';
 import type { Counts, EvalCounts, LoadRequest, LoadResult, ShardApi, ShardInfo, ShardInit } from '../core/audit/shard';
 import type { ScanShardApi, ScanShardInit } from '../core/scan/shard';
 import type { Reconstruction } from '../core/scan/trigger';
+import type { ChannelReversal } from '../core/scan/neuron';
 import type { MicroBatch, MicroGrads, TrainSetup } from '../core/train/gradientShard';
 import type { ShardCall, ShardMethod, ShardReply } from '../protocol';
 import { stuckFile } from './client';
@@ -98,6 +99,7 @@ export class ScanShardProcess implements ScanShardApi {
   }
   init(req: ScanShardInit) { return this.proc.call<void>('scanInit', req); }
   reconstruct(label: number) { return this.proc.call<Reconstruction>('scanReconstruct', label); }
+  reverseChannel(channel: number) { return this.proc.call<ChannelReversal>('scanReverseChannel', channel); }
   cancel() { this.proc.cancel(); }
   dispose() { return this.proc.dispose(); }
 }

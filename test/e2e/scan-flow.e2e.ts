@@ -25,7 +25,7 @@ const hasDemo = FILES.every((f) => existsSync(path.join(demoDir, f)));
 const skip = hostUnavailableReason() ?? (extensionBuilt() ? undefined : 'dist/extension.cjs is missing: run npm run build')
   ?? (hasDemo ? undefined : `the bundled demo is missing from ${demoDir}`);
 
-test('explorer → Scan for Backdoor → scan view (backdoor, target 0) → Audit with this trigger → estimated audit', { skip, timeout: 900_000 }, async (t) => {
+test('explorer → Scan for Backdoor → scan view (backdoor, target 0) → Audit with this trigger → estimated audit', { skip, timeout: 900_000 }, async () => {
   const folder = tempWorkspace(FILES.map((f) => path.join(demoDir, f)), 'scan-demo');
   try {
     await withWorkbench('scan-flow', { extensionDevelopmentPath: repoRoot, folder }, async ({ page }) => {
@@ -82,12 +82,9 @@ test('explorer → Scan for Backdoor → scan view (backdoor, target 0) → Audi
       assert.match(await frame.locator('#attack-estimate').textContent() ?? '', /attack rate estimated with a reconstructed trigger/);
       await assertTableMatchesReport(frame, report);
 
-      // The demo BadNet's trigger turns faces into class 0 (demo/README.md): the scan should say so. It is
-      // a known miss of the engine (README, "How it decided on the models here"): reported as TODO with the numbers.
-      if (scan.verdict !== 'backdoor' || scan.targets[0]?.label !== 0) {
-        t.todo(`known miss: the scan says ${scan.verdict} (${scan.evidence.join(' / ')})`);
-        return;
-      }
+      // The demo BadNet's trigger turns faces into class 0 (demo/README.md): the scan must say so.
+      assert.equal(scan.verdict, 'backdoor', scan.evidence.join(' / '));
+      assert.equal(scan.targets[0]?.label, 0);
       assert.match(headline, /target label 0\b/);
     });
   } finally {

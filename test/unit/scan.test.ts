@@ -12,8 +12,8 @@ import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
 import { stimulate } from '../../src/core/scan/stimulate';
 import { lossAndGrads } from '../../src/core/scan/trigger';
-import { anomalyIndices } from '../../src/core/scan/verdict';
-import type { AuditReport, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
+import { anomalyIndices, decide } from '../../src/core/scan/verdict';
+import type { AuditReport, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
 import { JobCancelled, runJob } from '../../src/worker/client';
 import { demo, lab, needsDemo, needsShared, tmpDir, workerPath } from '../helpers';
 import { writeTinyBadNet } from '../tinyBadNet';
@@ -21,8 +21,7 @@ import { writeTinyBadNet } from '../tinyBadNet';
 // A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
 const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
 // Misses with the papers' thresholds (numbers in the README's Scan section); the tests state the required outcome.
-const MISS_DEMO = 'demo BadNet: label 0 has by far the smallest mask (L1 25.8 vs median 141.4) but anomaly index 1.63 <= 2 (the ceiling here is median/(1.4826 MAD) = 2.00)';
-const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit; label 0 L1 26.3, anomaly index 1.51, held-out attack rate 50%';
+const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit; label 0 L1 27.6, anomaly index 1.65; channel 11 (stimulated: 0) has a trigger that turns 1 of the 2 held-out faces into another label';
 
 const scanOpts = (o: Pick<ScanOptions, 'model' | 'clean' | 'out'> & Partial<ScanOptions>): ScanOptions => ({
   images: 200, labels: 3, calibration: 20, seed: 1, batchSize: 256, backend: 'wasm', ...o,
@@ -80,15 +79,67 @@ test('anomaly index: the small side is positive, scaled by 1.4826 MAD', () => {
   assert.deepEqual(anomalyIndices([5, 5, 5]), [0, 0, 0]);
 });
 
+test('inner head: the gradient of a conv channel\'s mean equals central finite differences', { skip: needsDemo }, async () => {
+  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, 'wasm');
+  const inner = new InputGradient(net, { head: 'conv_3' });
+  const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
+  const x = tf.tensor4d(src.read(0, 2), [2, 55, 47, 3]);
+  src.close();
+  const C = 48;
+  const channelMean = (z: tf.Tensor) => tf.mean(tf.gather(tf.reshape(z, [-1, C]), 4, 1));
+  const { logits, dx } = inner.gradient(x, (z) => {
+    const positions = z.shape[1] / C;
+    const seed = tf.div(tf.oneHot(tf.fill([positions], 4, 'int32') as tf.Tensor1D, C), 2 * positions);
+    return tf.tile(tf.reshape(seed, [1, z.shape[1]]), [2, 1]) as tf.Tensor2D;
+  });
+  assert.equal(logits.shape[1] % C, 0);
+  const g = await dx.data() as Float32Array;
+  const base = await x.data() as Float32Array;
+  const f = async (v: Float32Array) => {
+    const t = tf.tidy(() => channelMean(inner.logits(tf.tensor4d(v, x.shape))));
+    const r = (await t.data())[0];
+    t.dispose();
+    return r;
+  };
+  // Pixel values are 0-255: a step of 0.5 keeps most ReLUs on one side, float32 noise ~1e-6/0.5.
+  for (const i of Array.from(g.keys()).sort((p, q) => Math.abs(g[q]) - Math.abs(g[p])).slice(0, 5)) {
+    const plus = Float32Array.from(base); plus[i] += 0.5;
+    const minus = Float32Array.from(base); minus[i] -= 0.5;
+    const fd = (await f(plus) - await f(minus)) / 1;
+    assert.ok(Math.abs(fd - g[i]) <= 0.05 * Math.abs(g[i]) + 1e-5, `x[${i}]: analytic ${g[i]}, finite difference ${fd}`);
+  }
+  tf.dispose([x, logits, dx]);
+  inner.dispose();
+  net.dispose();
+});
+
+test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too; both tests first, then by anomaly index', () => {
+  const label = (l: number, maskL1: number, anomalyIndex: number, triggerAttackRate = 0.95): ScanLabel =>
+    ({ label: l, role: 'candidate', maskL1, anomalyIndex, triggerAttackRate });
+  const own = (channel: number, l: number, attackRate: number): ScanChannelTrigger =>
+    ({ channel, stimulatedLabel: l, maskL1: 100, activation: 5, cleanActivation: 1, label: l, heldOut: 95, attackRate });
+  const labels = [label(0, 25, 1.6), label(1, 30, 2.5), label(2, 120, 0), label(3, 150, -0.5)];
+  const clean = decide(labels.map((l) => ({ ...l, anomalyIndex: Math.min(l.anomalyIndex, 1.9) })), [], [own(5, 0, 0.89)], 'conv_3', 0.06);
+  assert.equal(clean.verdict, 'clean');
+  assert.ok(clean.evidence.some((e) => e.includes('channel 5') && e.includes('89.0%')), clean.evidence.join('\n'));
+  const one = decide(labels, [], [own(5, 0, 0.9), own(7, 2, 0.5)], 'conv_3', 0.06);
+  assert.equal(one.verdict, 'backdoor');
+  assert.deepEqual(one.targets.map((t) => [t.label, t.foundBy, t.channels]), [[1, ['mask-size'], []], [0, ['channel-trigger'], [5]]]);
+  const both = decide(labels, [], [own(5, 1, 0.97)], 'conv_3', 0.06);
+  assert.deepEqual(both.targets.map((t) => [t.label, t.foundBy]), [[1, ['mask-size', 'channel-trigger']]]);
+});
+
 async function scan(opts: ScanOptions, onProgress?: (p: ScanProgress) => void, signal?: AbortSignal) {
   return runJob<ScanReport>({ kind: 'scan', options: opts }, { workerPath, onProgress, signal });
 }
 
-test('demo BadNet: backdoor, target 0, with its trigger files', { skip: needsDemo || slow, todo: MISS_DEMO }, async () => {
+test('demo BadNet: backdoor, target 0, with its trigger files', { skip: needsDemo || slow }, async () => {
   const out = path.join(tmpDir(), 'bd.scan');
   const r = await scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out }));
   assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
   assert.equal(r.targets[0].label, 0);
+  assert.ok(r.targets[0].foundBy.length > 0);
+  assert.equal(r.channelTriggers.length, 10);
   assert.equal(r.labelsOptimised.length, 20, 'every label of a 20-class model');
   assert.equal(r.channels.length, 48);
   const files = readdirSync(out);
@@ -103,6 +154,7 @@ test('demo clean twin: clean', { skip: needsDemo || (existsSync(demo('clean_net.
   const r = await scan(scanOpts({ model: demo('clean_net.h5'), clean: demo('valid.h5'), out }));
   assert.equal(r.verdict, 'clean', r.evidence.join('\n'));
   assert.deepEqual(r.targets, []);
+  assert.ok(r.channelTriggers.every((t) => t.attackRate < 0.9 && t.maskL1 <= 0.06 * 55 * 47 + 1e-3));
 });
 
 test('lab BadNet with only the 5 clean fixture faces: backdoor, target 0', { skip: needsShared || slow, todo: MISS_LAB }, async () => {

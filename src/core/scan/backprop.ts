@@ -42,8 +42,14 @@ export class InputGradient {
   /** the layer whose output (or pre-activation) gives the logits */
   private readonly head: LayerNode;
   private readonly headLogits: (xs: tf.Tensor[]) => tf.Tensor2D;
+  private readonly throughHead: boolean;
 
-  constructor(private readonly net: Net) {
+  /**
+   * `head`: differentiate that layer's output instead of the logits; `throughHead`: pass the gradient
+   * straight through the head's own activation (a ReLU channel that is off everywhere still gets one).
+   */
+  constructor(private readonly net: Net, { head: headName = net.outputName, throughHead = false } = {}) {
+    this.throughHead = throughHead;
     // Our wasm kernels for the transposed products, stride-1 conv2dTranspose and max-pool gradients below
     // (a 16-image step on the lab network: ~50 → ~36 ms).
     registerWasmKernels();
@@ -55,14 +61,14 @@ export class InputGradient {
       node.inbound.forEach(visit);
       this.order.push(node);
     };
-    visit(net.outputName);
-    this.head = net.byName.get(net.outputName)!;
+    visit(headName);
+    this.head = net.byName.get(headName)!;
     // A ReLU conv read only by a max pool: its ReLU mask is applied to the (4x smaller) pooled gradient instead.
     // Exact: the pool sends each window's gradient to one maximum, which is > 0 exactly when the pooled value is.
     for (const node of this.order) {
       const readers = net.consumersOf(node.name);
       if (node.className === 'Conv2D' && activationName(node.config.activation) === 'relu' && readers.length === 1 &&
-        net.byName.get(readers[0])!.className === 'MaxPooling2D') {
+        seen.has(readers[0]) && net.byName.get(readers[0])!.className === 'MaxPooling2D') {
         this.reluIntoPool.add(node.name);
         this.reluIntoPool.add(readers[0]);
       }
@@ -102,7 +108,7 @@ export class InputGradient {
     const cfg = node.config;
     const act = activationName(cfg.activation);
     // The head's softmax/sigmoid is not applied: the gradient arrives at the logits.
-    const linear = (isHead && SQUASH.has(act)) || (node.className === 'Conv2D' && this.reluIntoPool.has(node.name));
+    const linear = (isHead && (SQUASH.has(act) || this.throughHead)) || (node.className === 'Conv2D' && this.reluIntoPool.has(node.name));
     const actGrad = activationGrad(linear ? 'linear' : act, node.name);
     switch (node.className) {
       case 'InputLayer': case 'Dropout': case 'SpatialDropout2D':

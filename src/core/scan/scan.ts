@@ -12,13 +12,14 @@ import { openDataset } from '../data/dataset';
 import { stamp, writeTrigger } from '../data/trigger';
 import { CancelledError, UserError } from '../errors';
 import { loadRunnable } from '../runnable';
-import type { ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
+import type { ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
 import { InputGradient } from './backprop';
 import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi } from './shard';
 import { stimulate } from './stimulate';
 import type { Reconstruction, ReconstructSettings } from './trigger';
-import { anomalyIndices, decide } from './verdict';
+import { anomalyIndices, decide, TRIGGER_WORKS } from './verdict';
+import { MAX_TRIGGER_AREA } from './neuron';
 
 export interface ScanHooks {
   /** where triggers are reconstructed; one in-process shard by default */
@@ -32,6 +33,8 @@ export const ALL_LABELS_UP_TO = 50;
 /** Optimisation per label: enough for NC's schedule to shrink the mask several times. */
 export const STEPS = 100;
 export const BATCH = 16;
+/** Channels whose own trigger is reversed, the most elevating first: ABS's setting for CIFAR-size inputs. */
+export const ABS_CHANNELS = 10;
 
 /** `count` indices spread evenly over `total` (the lab's files are sorted by class). */
 export function spreadIndices(total: number, count: number): number[] {
@@ -131,37 +134,65 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     });
     endPhase('stimulation');
 
-    // ---- which labels to reconstruct
     const classes = net.classes;
-    const candidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
-    // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
-    const others = stim.ranked.filter((l) => !candidates.includes(l)).sort((a, b) => a - b);
-    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
-    const toOptimise = [...candidates, ...calibration];
-    if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
-
-    // ---- trigger reconstruction, the labels spread over the shards
-    // Even positions optimise, odd ones check: both halves span the file.
+    let toOptimise: number[] = [];
+    let candidateSet = new Set<number>();
+    // ---- the shards: every image, split into halves to optimise on and to check on (both span the file)
     const optimise = indices.filter((_, k) => k % 2 === 0);
     const heldOut = indices.filter((_, k) => k % 2 === 1);
     const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
     const settings: ReconstructSettings = { steps: STEPS, batch: BATCH, seed: opts.seed, low, high };
     await Promise.all(shards.map((s) => s.init({
       model: opts.model, arch: opts.arch, backend: opts.backend, clean: opts.clean, optimise, heldOut, heldOutLabels, settings,
+      conv: plan.conv, channels: plan.channels,
     })));
-    const results = new Map<number, Reconstruction>();
-    let next = 0;
     const onAbort = () => shards.forEach((s) => s.cancel());
     hooks.signal?.addEventListener('abort', onAbort);
-    try {
+    /** Each shard takes the next item until none is left. */
+    const spread = async <T, R>(items: T[], work: (shard: ScanShardApi, item: T) => Promise<R>, done: (item: T, k: number) => void) => {
+      const out = new Map<T, R>();
+      let next = 0;
       await Promise.all(shards.map(async (shard) => {
-        while (next < toOptimise.length) {
+        while (next < items.length) {
           check();
-          const label = toOptimise[next++];
-          results.set(label, await shard.reconstruct(label));
-          report({ phase: 'trigger', message: `reconstructed the trigger of label ${label}`, step: results.size, total: toOptimise.length });
+          const item = items[next++];
+          out.set(item, await work(shard, item));
+          done(item, out.size);
         }
       }));
+      return out;
+    };
+
+    // ---- channels' own triggers (ABS), for the most elevating channels
+    let channelTriggers: ScanChannelTrigger[];
+    const results = new Map<number, Reconstruction>();
+    try {
+      const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
+      const reversals = await spread(reversed.map((c) => c.channel), (shard, c) => shard.reverseChannel(c), (c, k) =>
+        report({ phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${c}`, step: k, total: reversed.length }));
+      channelTriggers = reversed.map((c) => {
+        const r = reversals.get(c.channel)!;
+        return {
+          channel: c.channel, stimulatedLabel: c.label, maskL1: r.maskL1, activation: r.activation, cleanActivation: r.cleanActivation,
+          label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
+        };
+      });
+      endPhase('channel-trigger');
+
+      // ---- which labels to reconstruct: the top of the stimulation ranking, and any label a channel's trigger serves
+      const served = channelTriggers.filter((t) => t.attackRate >= TRIGGER_WORKS).map((t) => t.label);
+      const candidates = [...new Set([...stim.ranked.slice(0, Math.min(opts.labels, classes)), ...served])];
+      // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
+      const others = stim.ranked.filter((l) => !candidates.includes(l)).sort((a, b) => a - b);
+      const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
+      toOptimise = [...candidates, ...calibration];
+      candidateSet = new Set(candidates);
+      if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
+
+      // ---- trigger reconstruction (Neural Cleanse), the labels spread over the shards
+      const recs = await spread(toOptimise, (shard, label) => shard.reconstruct(label), (label, k) =>
+        report({ phase: 'trigger', message: `reconstructed the trigger of label ${label}`, step: k, total: toOptimise.length }));
+      for (const [l, r] of recs) results.set(l, r);
     } finally {
       hooks.signal?.removeEventListener('abort', onAbort);
     }
@@ -170,16 +201,16 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const ai = anomalyIndices(recs.map((r) => r.maskL1));
     const labels: ScanLabel[] = recs.map((r, i) => ({
       label: r.label,
-      role: candidates.includes(r.label) ? 'candidate' : 'calibration',
+      role: candidateSet.has(r.label) ? 'candidate' : 'calibration',
       maskL1: r.maskL1,
       triggerAttackRate: r.heldOutAttackRate,
       anomalyIndex: ai[i],
     }));
-    const verdict = decide(labels, stim.channels, plan.conv);
+    const verdict = decide(labels, stim.channels, channelTriggers, plan.conv, MAX_TRIGGER_AREA);
     // Trigger files for the candidates, every target found, and the smallest mask (the most suspicious label
     // even when nothing is flagged, so it can be audited with).
     const smallest = labels[[...ai.keys()].sort((a, b) => ai[b] - ai[a])[0]].label;
-    const withFile = new Set([...candidates, ...verdict.targets.map((t) => t.label), smallest]);
+    const withFile = new Set([...candidateSet, ...verdict.targets.map((t) => t.label), smallest]);
     for (const l of labels) if (withFile.has(l.label)) l.trigger = `trigger_${l.label}.h5`;
     endPhase('trigger');
 
@@ -210,6 +241,8 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       targets: verdict.targets,
       channels: stim.channels,
       levels: stim.levels,
+      channelTriggers,
+      maxTriggerArea: MAX_TRIGGER_AREA,
       labelsOptimised: toOptimise,
       labels,
       data: src.info,

@@ -7,6 +7,7 @@ import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
 import type { Backend } from '../types';
 import { InputGradient } from './backprop';
+import { reverseChannel, type ChannelReversal } from './neuron';
 import { reconstruct, type Reconstruction, type ReconstructSettings } from './trigger';
 
 export interface ScanShardInit {
@@ -20,11 +21,15 @@ export interface ScanShardInit {
   heldOut: number[];
   heldOutLabels: number[];
   settings: ReconstructSettings;
+  /** the stimulated Conv2D, whose channels are reversed, and its channel count */
+  conv: string;
+  channels: number;
 }
 
 export interface ScanShardApi {
   init(req: ScanShardInit): Promise<void>;
   reconstruct(label: number): Promise<Reconstruction>;
+  reverseChannel(channel: number): Promise<ChannelReversal>;
   cancel(): void;
   dispose(): Promise<void>;
 }
@@ -45,6 +50,8 @@ export function readImages(src: DataSource, indices: number[], per: number): Flo
 export class ScanShard implements ScanShardApi {
   private net?: Net;
   private top?: InputGradient;
+  private inner?: InputGradient;
+  private channels = 0;
   private images?: tf.Tensor4D;
   private heldOut?: tf.Tensor4D;
   private heldOutLabels = new Int32Array(0);
@@ -55,6 +62,8 @@ export class ScanShard implements ScanShardApi {
     const { net } = await loadRunnable(req.model, req.arch, req.backend);
     this.net = net;
     this.top = new InputGradient(net);
+    this.inner = new InputGradient(net, { head: req.conv, throughHead: true });
+    this.channels = req.channels;
     const shape = net.graph.inputShape as [number, number, number];
     const per = shape[0] * shape[1] * shape[2];
     let src: DataSource | undefined;
@@ -76,6 +85,14 @@ export class ScanShard implements ScanShardApi {
     }, label, this.settings);
   }
 
+  reverseChannel(channel: number): Promise<ChannelReversal> {
+    if (!this.top || !this.inner || !this.images || !this.heldOut || !this.settings) throw new Error('scan shard used before init');
+    return reverseChannel({
+      inner: this.inner, channels: this.channels, top: this.top, images: this.images, heldOut: this.heldOut,
+      heldOutLabels: this.heldOutLabels, signal: this.abort.signal,
+    }, channel, this.settings);
+  }
+
   cancel() {
     this.abort.abort();
   }
@@ -83,6 +100,7 @@ export class ScanShard implements ScanShardApi {
   async dispose() {
     tf.dispose([this.images, this.heldOut].filter((t): t is tf.Tensor4D => !!t));
     this.top?.dispose();
+    this.inner?.dispose();
     this.net?.dispose();
   }
 }

@@ -40,7 +40,7 @@ export interface Reconstruction {
 }
 
 /** Mulberry32: a small seeded generator, enough to pick mini-batches. */
-function rng(seed: number) {
+export function rng(seed: number) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -91,7 +91,7 @@ export function lossAndGrads(top: InputGradient, x: tf.Tensor4D, label: number, 
   });
 }
 
-class Adam {
+export class Adam {
   private m: tf.Tensor;
   private v: tf.Tensor;
   private t = 0;
@@ -131,6 +131,24 @@ export interface ReconstructInput {
   signal?: AbortSignal;
 }
 
+/** Mini-batches of `batch` indices (at most n) from a seeded shuffle of 0..n-1, reshuffled when used up. */
+export function miniBatches(n: number, batch: number, random: () => number): () => number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  const size = Math.min(batch, n);
+  let pos = n;
+  return () => {
+    if (pos + size > n) {
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      pos = 0;
+    }
+    pos += size;
+    return order.slice(pos - size, pos);
+  };
+}
+
 export async function reconstruct(input: ReconstructInput, label: number, s: ReconstructSettings): Promise<Reconstruction> {
   const { top, images } = input;
   const [n, h, w, c] = images.shape;
@@ -144,29 +162,18 @@ export async function reconstruct(input: ReconstructInput, label: number, s: Rec
   let up = 0, down = 0, working = 0;
   let best: { l1: number; rate: number; a: tf.Tensor; b: tf.Tensor } | undefined;
   let last = { l1: Infinity, rate: 0 };
-  const order = Array.from({ length: n }, (_, i) => i);
-  let pos = n;
-  const batch = Math.min(s.batch, n);
+  const nextBatch = miniBatches(n, s.batch, random);
   try {
     for (let step = 0; step < s.steps; step++) {
       // Let the event loop run (a cancel, or another shard's reply arriving in this process).
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (input.signal?.aborted) throw new CancelledError();
-      // Next mini-batch from a seeded shuffle of the optimisation images.
-      if (pos + batch > n) {
-        for (let i = n - 1; i > 0; i--) {
-          const j = Math.floor(random() * (i + 1));
-          [order[i], order[j]] = [order[j], order[i]];
-        }
-        pos = 0;
-      }
-      const idx = tf.tensor1d(order.slice(pos, pos + batch), 'int32');
-      pos += batch;
+      const idx = tf.tensor1d(nextBatch(), 'int32');
       const x = tf.gather(images, idx) as tf.Tensor4D;
       const r = lossAndGrads(top, x, label, a, b, cost, s.low, s.high);
       tf.dispose([idx, x]);
       const [l1v, hitsv] = await Promise.all([r.l1.data(), r.hits.data()]);
-      const l1 = l1v[0], rate = hitsv[0] / batch;
+      const l1 = l1v[0], rate = hitsv[0] / Math.min(s.batch, n);
       // Keep the smallest mask that works (measured before this step's update).
       if (rate >= NC.attackThreshold && (!best || l1 < best.l1)) {
         if (best) tf.dispose([best.a, best.b]);

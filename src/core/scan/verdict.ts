@@ -5,9 +5,11 @@
 //   which is about 95% confidence for a normal spread of the other labels.
 // - Its reconstructed trigger must also work: it must turn most held-out clean
 //   images (not used to find it, not of that label) into the label.
-// - ABS's stimulation does not decide; it names the channels that push to a
-//   target, and says so when none does.
-import type { ScanChannel, ScanLabel, ScanTarget } from '../types';
+// - ABS (Liu et al., CCS 2019): a channel singled out by stimulation is a
+//   backdoor's when a trigger within ABS's size bound, optimised only to
+//   excite that channel, turns most held-out clean images into one label.
+//   Stimulation alone does not decide.
+import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanTarget } from '../types';
 
 export const ANOMALY_THRESHOLD = 2;
 /** "works": the attack rate BadNets-style backdoors reach and NC reports for its reversed triggers is ≥ 0.9 */
@@ -35,24 +37,32 @@ export interface Verdict {
   evidence: string[];
 }
 
-export function decide(labels: ScanLabel[], channels: ScanChannel[], layer: string): Verdict {
+export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTriggers: ScanChannelTrigger[], layer: string, maxArea: number): Verdict {
   const l1s = labels.map((l) => l.maskL1);
   const med = median(l1s);
   const evidence: string[] = [];
+  const serving = (label: number) => channelTriggers.filter((t) => t.label === label && t.attackRate >= TRIGGER_WORKS);
   const pushing = (label: number) => channels.filter((c) => c.compromised && c.label === label).map((c) => c.channel);
+  const smallMask = (l: ScanLabel) => l.anomalyIndex > ANOMALY_THRESHOLD && l.triggerAttackRate >= TRIGGER_WORKS;
   const targets: ScanTarget[] = labels
-    .filter((l) => l.anomalyIndex > ANOMALY_THRESHOLD && l.triggerAttackRate >= TRIGGER_WORKS)
-    .sort((a, b) => b.anomalyIndex - a.anomalyIndex)
-    .map((l) => ({
+    .filter((l) => smallMask(l) || serving(l.label).length > 0)
+    .map((l): ScanTarget => ({
       label: l.label, anomalyIndex: l.anomalyIndex, maskL1: l.maskL1, triggerAttackRate: l.triggerAttackRate,
-      channels: pushing(l.label), trigger: l.trigger ?? `trigger_${l.label}.h5`,
-    }));
+      channels: [...new Set([...serving(l.label).map((t) => t.channel), ...pushing(l.label)])],
+      trigger: l.trigger ?? `trigger_${l.label}.h5`,
+      foundBy: [...(smallMask(l) ? ['mask-size' as const] : []), ...(serving(l.label).length ? ['channel-trigger' as const] : [])],
+    }))
+    .sort((a, b) => b.foundBy.length - a.foundBy.length || b.anomalyIndex - a.anomalyIndex);
   evidence.push(`${labels.length} labels optimised; median mask L1 ${med.toFixed(1)}`);
   for (const t of targets) {
-    const ch = t.channels.length
-      ? `stimulating ${layer} channel${t.channels.length > 1 ? 's' : ''} ${t.channels.join(', ')} alone turns ≥ 90% of the clean images into it`
-      : `no single ${layer} channel turns ≥ 90% of the clean images into it (stimulation does not confirm)`;
-    evidence.push(`label ${t.label}: mask L1 ${t.maskL1.toFixed(1)}, anomaly index ${t.anomalyIndex.toFixed(2)} > ${ANOMALY_THRESHOLD}; its trigger turns ${pct(t.triggerAttackRate)} of held-out clean images into it (≥ ${pct(TRIGGER_WORKS)}); ${ch}`);
+    const nc = `mask L1 ${t.maskL1.toFixed(1)}, anomaly index ${t.anomalyIndex.toFixed(2)} ${t.anomalyIndex > ANOMALY_THRESHOLD ? '>' : '≤'} ${ANOMALY_THRESHOLD}, its trigger turns ${pct(t.triggerAttackRate)} of held-out clean images into it`;
+    const own = serving(t.label).map((c) => `channel ${c.channel}'s own trigger (mask L1 ${c.maskL1.toFixed(1)}, ≤ ${pct(maxArea)} of the image; activation ${c.activation.toFixed(1)} against ${c.cleanActivation.toFixed(1)} clean) turns ${pct(c.attackRate)} of ${c.heldOut} held-out clean images into it`);
+    const stim = pushing(t.label);
+    evidence.push([
+      `label ${t.label}: ${nc}`,
+      ...own,
+      stim.length ? `stimulating ${layer} channel${stim.length > 1 ? 's' : ''} ${stim.join(', ')} alone turns ≥ 90% of the clean images into it` : '',
+    ].filter(Boolean).join('; '));
   }
   if (!targets.length) {
     const smallest = [...labels].sort((a, b) => b.anomalyIndex - a.anomalyIndex)[0];
@@ -60,7 +70,11 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], layer: stri
       const why = smallest.anomalyIndex <= ANOMALY_THRESHOLD
         ? `anomaly index ${smallest.anomalyIndex.toFixed(2)} ≤ ${ANOMALY_THRESHOLD}`
         : `anomaly index ${smallest.anomalyIndex.toFixed(2)}, but its trigger turns only ${pct(smallest.triggerAttackRate)} of held-out clean images into it (< ${pct(TRIGGER_WORKS)})`;
-      evidence.push(`no label stands out: the smallest mask (label ${smallest.label}, L1 ${smallest.maskL1.toFixed(1)}) has ${why}`);
+      evidence.push(`no label's mask stands out: the smallest (label ${smallest.label}, L1 ${smallest.maskL1.toFixed(1)}) has ${why}`);
+    }
+    const strongest = [...channelTriggers].sort((a, b) => b.attackRate - a.attackRate)[0];
+    if (strongest) {
+      evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${pct(strongest.attackRate)} of held-out clean images into label ${strongest.label} (< ${pct(TRIGGER_WORKS)})`);
     }
     const compromised = channels.filter((c) => c.compromised);
     evidence.push(compromised.length

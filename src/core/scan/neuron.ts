@@ -1,0 +1,147 @@
+// ABS's second step (Liu et al., CCS 2019): for a channel that stimulation
+// singled out, look for a small input trigger that excites it, then see what
+// the trigger does to the labels. Only the channel's activation is optimised,
+// never a label, so a trigger that still turns held-out clean images into one
+// label shows that the channel is reachable from the input and carries a
+// backdoor. Stimulation alone cannot tell that: any channel driven far enough
+// lifts some label, reachable or not.
+import * as tf from '@tensorflow/tfjs-core';
+import { CancelledError } from '../errors';
+import type { Trigger } from '../data/trigger';
+import type { InputGradient } from './backprop';
+import { Adam, maskAndPattern, miniBatches, rng, stampTensor, type ReconstructSettings } from './trigger';
+
+/**
+ * ABS bounds a pixel trigger's mask to 6% of the input (its CIFAR setting: 64
+ * of 32×32 pixels): large enough for a patch or a pair of glasses, too small
+ * to paint a face of another person.
+ */
+export const MAX_TRIGGER_AREA = 0.06;
+
+export interface ChannelReversal {
+  channel: number;
+  trigger: Trigger;
+  maskL1: number;
+  /** the channel's mean activation over its map on the stamped optimisation images */
+  activation: number;
+  /** its mean on the clean optimisation images */
+  cleanActivation: number;
+  /** the label the stamped held-out images turn into most (counting only images not already of it) */
+  label: number;
+  /** held-out images not of `label` */
+  heldOut: number;
+  heldOutAttackRate: number;
+}
+
+export interface ReverseInput {
+  /** the network up to the stimulated conv, the gradient passed straight through its activation */
+  inner: InputGradient;
+  /** channels of the inner head's output */
+  channels: number;
+  /** the whole network, for the labels */
+  top: InputGradient;
+  images: tf.Tensor4D;
+  heldOut: tf.Tensor4D;
+  heldOutLabels: Int32Array;
+  signal?: AbortSignal;
+}
+
+export async function reverseChannel(input: ReverseInput, channel: number, s: ReconstructSettings): Promise<ChannelReversal> {
+  const { inner, images } = input;
+  const [n, h, w, c] = images.shape;
+  const bound = MAX_TRIGGER_AREA * h * w;
+  const random = rng(s.seed * 104729 + channel);
+  // Start inside the bound (m ≈ 0.05 everywhere), the pattern random inside the value range.
+  let a: tf.Tensor = tf.tensor(Float32Array.from({ length: h * w }, () => Math.atanh(0.8 * random() - 0.4) - 1.5), [h, w, 1]);
+  let b: tf.Tensor = tf.tensor(Float32Array.from({ length: h * w * c }, () => Math.atanh(1.8 * random() - 0.9)), [h, w, c]);
+  const adamA = new Adam([h, w, 1]);
+  const adamB = new Adam([h, w, c]);
+  const nextBatch = miniBatches(n, s.batch, random);
+  let best: { activation: number; l1: number; a: tf.Tensor; b: tf.Tensor } | undefined;
+  try {
+    for (let step = 0; step < s.steps; step++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (input.signal?.aborted) throw new CancelledError();
+      const idx = nextBatch();
+      const r = tf.tidy(() => {
+        const x = tf.gather(images, idx) as tf.Tensor4D;
+        const { m, p } = maskAndPattern(a, b, s.low, s.high);
+        // loss = -(the channel's mean over images and positions, before its activation); the head's output comes
+        // flat, channels last.
+        const { logits: flat, dx } = inner.gradient(stampTensor(x, m, p), (z) => {
+          const positions = z.shape[1] / input.channels;
+          const seed = tf.div(tf.oneHot(tf.fill([positions], channel, 'int32') as tf.Tensor1D, input.channels), -(idx.length * positions));
+          return tf.tile(tf.reshape(seed, [1, z.shape[1]]), [z.shape[0], 1]) as tf.Tensor2D;
+        });
+        const activation = tf.mean(tf.gather(tf.reshape(flat, [-1, input.channels]), channel, 1));
+        const l1 = tf.sum(m);
+        // d stamped / d m = p - x, d stamped / d p = m; a mask over the bound is pushed back below it. Adam
+        // scales each step to the gradient's size, so the push need only dominate the channel's pull: 50× its mean.
+        const pull = tf.sum(tf.mul(dx, tf.sub(p, x)), [0, 3]);
+        const push = tf.mul(tf.cast(tf.greater(l1, bound), 'float32'), tf.mul(tf.mean(tf.abs(pull)), 50));
+        const gm = tf.add(pull, push);
+        const gp = tf.sum(tf.mul(dx, m), 0);
+        const ta = tf.tanh(a), tb = tf.tanh(b);
+        const ga = tf.mul(tf.expandDims(gm, 2), tf.div(tf.sub(1, tf.square(ta)), 2));
+        const gb = tf.mul(gp, tf.mul(tf.div(tf.sub(1, tf.square(tb)), 2), s.high - s.low));
+        return { activation, l1, ga, gb };
+      });
+      const [act, l1] = [(await r.activation.data())[0], (await r.l1.data())[0]];
+      // Keep the most exciting trigger inside the bound (measured before this step's update).
+      if (l1 <= bound && (!best || act > best.activation)) {
+        if (best) tf.dispose([best.a, best.b]);
+        best = { activation: act, l1, a: tf.clone(a), b: tf.clone(b) };
+      }
+      a = adamA.step(a, r.ga);
+      b = adamB.step(b, r.gb);
+      tf.dispose([r.activation, r.l1, r.ga, r.gb]);
+    }
+    const keepA = best?.a ?? a, keepB = best?.b ?? b;
+    const { m, p } = tf.tidy(() => maskAndPattern(keepA, keepB, s.low, s.high));
+    const mask = Float32Array.from(await m.data());
+    const pattern = Float32Array.from(await p.data());
+    const served = await servedLabel(input, m, p);
+    const cleanActivation = await channelMean(input, channel);
+    tf.dispose([m, p]);
+    return {
+      channel,
+      trigger: { height: h, width: w, channels: c, mask, pattern },
+      maskL1: mask.reduce((x, y) => x + y, 0),
+      activation: best?.activation ?? 0,
+      cleanActivation,
+      ...served,
+    };
+  } finally {
+    tf.dispose([a, b]);
+    if (best) tf.dispose([best.a, best.b]);
+    adamA.dispose();
+    adamB.dispose();
+  }
+}
+
+/** The label the stamped held-out images turn into most often, and the share of those not of it that do. */
+async function servedLabel(input: ReverseInput, m: tf.Tensor, p: tf.Tensor): Promise<{ label: number; heldOut: number; heldOutAttackRate: number }> {
+  const pred = tf.tidy(() => tf.argMax(input.top.logits(stampTensor(input.heldOut, m, p)), 1));
+  const v = await pred.data();
+  pred.dispose();
+  const labels = input.heldOutLabels;
+  const hits = new Map<number, number>();
+  v.forEach((l, i) => {
+    if (labels[i] !== l) hits.set(l, (hits.get(l) ?? 0) + 1);
+  });
+  const others = (label: number) => labels.reduce((acc, l) => acc + (l === label ? 0 : 1), 0);
+  // No image changed: the label most of them already have, at 0.
+  let best = { label: v[0] ?? 0, heldOut: others(v[0] ?? 0), heldOutAttackRate: 0 };
+  for (const [label, k] of [...hits].sort((x, y) => x[0] - y[0])) {
+    const rate = others(label) ? k / others(label) : 0;
+    if (rate > best.heldOutAttackRate) best = { label, heldOut: others(label), heldOutAttackRate: rate };
+  }
+  return best;
+}
+
+async function channelMean(input: ReverseInput, channel: number): Promise<number> {
+  const t = tf.tidy(() => tf.mean(tf.gather(tf.reshape(input.inner.logits(input.images), [-1, input.channels]), channel, 1)));
+  const v = (await t.data())[0];
+  t.dispose();
+  return v;
+}
