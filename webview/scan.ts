@@ -67,7 +67,8 @@ function channelTriggersSection(r: ScanReport): HTMLElement {
     h('p', { class: 'note' },
       `For the ${int(r.channelTriggers.length)} channels whose stimulation lifted a label most, a trigger covering at most ` +
       `${pctUnit(r.maxTriggerArea)} of the image was optimised to excite the channel alone, never a label (ABS, Liu et al., 2019). ` +
-      'A trigger that still turns ≥ 90% of held-out clean images into one label shows a backdoor reachable from the input.'));
+      'A trigger that still turns ≥ 90% of held-out clean images into one label (on enough images to call it a majority ' +
+      'with 95% confidence) shows a backdoor reachable from the input.'));
 }
 
 export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTMLElement {

@@ -301,6 +301,8 @@ export interface ScanLabel {
   maskL1: number;
   /** share of held-out clean images (not of this label) that the reconstructed trigger turns into this label */
   triggerAttackRate: number;
+  /** how many held-out clean images that share is of */
+  heldOut: number;
   /** |L1 - median| / (1.4826 MAD), positive for masks smaller than the median */
   anomalyIndex: number;
   /** file name in the scan folder (trigger_<label>.h5) */

@@ -12,7 +12,7 @@ import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
 import { stimulate } from '../../src/core/scan/stimulate';
 import { lossAndGrads } from '../../src/core/scan/trigger';
-import { anomalyIndices, decide } from '../../src/core/scan/verdict';
+import { anomalyIndices, decide, rateLowerBound, works } from '../../src/core/scan/verdict';
 import type { AuditReport, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
 import { JobCancelled, runJob } from '../../src/worker/client';
 import { demo, lab, needsDemo, needsShared, tmpDir, workerPath } from '../helpers';
@@ -21,7 +21,7 @@ import { writeTinyBadNet } from '../tinyBadNet';
 // A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
 const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
 // Misses with the papers' thresholds (numbers in the README's Scan section); the tests state the required outcome.
-const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit; label 0 L1 27.6, anomaly index 1.65; channel 11 (stimulated: 0) has a trigger that turns 1 of the 2 held-out faces into another label';
+const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit (label 0 L1 27.6, anomaly index 1.65); channel 11 (stimulated: 0) has a trigger that turns both held-out faces into label 708, 2 of 2: too few to call';
 
 const scanOpts = (o: Pick<ScanOptions, 'model' | 'clean' | 'out'> & Partial<ScanOptions>): ScanOptions => ({
   images: 200, labels: 3, calibration: 20, seed: 1, batchSize: 256, backend: 'wasm', ...o,
@@ -115,7 +115,7 @@ test('inner head: the gradient of a conv channel\'s mean equals central finite d
 
 test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too; both tests first, then by anomaly index', () => {
   const label = (l: number, maskL1: number, anomalyIndex: number, triggerAttackRate = 0.95): ScanLabel =>
-    ({ label: l, role: 'candidate', maskL1, anomalyIndex, triggerAttackRate });
+    ({ label: l, role: 'candidate', maskL1, anomalyIndex, triggerAttackRate, heldOut: 95 });
   const own = (channel: number, l: number, attackRate: number): ScanChannelTrigger =>
     ({ channel, stimulatedLabel: l, maskL1: 100, activation: 5, cleanActivation: 1, label: l, heldOut: 95, attackRate });
   const labels = [label(0, 25, 1.6), label(1, 30, 2.5), label(2, 120, 0), label(3, 150, -0.5)];
@@ -127,6 +127,19 @@ test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too
   assert.deepEqual(one.targets.map((t) => [t.label, t.foundBy, t.channels]), [[1, ['mask-size'], []], [0, ['channel-trigger'], [5]]]);
   const both = decide(labels, [], [own(5, 1, 0.97)], 'conv_3', 0.06);
   assert.deepEqual(both.targets.map((t) => [t.label, t.foundBy]), [[1, ['mask-size', 'channel-trigger']]]);
+  // 2 of 2 held-out images is 100%, but too few to call a majority (95% lower bound 22%).
+  const few = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
+  assert.equal(few.verdict, 'clean');
+  assert.ok(few.evidence.some((e) => e.includes('2 of 2') && e.includes('22.4%')), few.evidence.join('\n'));
+});
+
+test('rate lower bound: one-sided 95% Clopper-Pearson', () => {
+  // k = n has the closed form 0.05^(1/n); 8 of 10 is the textbook 0.4931 (the lower end of the two-sided 90% interval).
+  assert.ok(Math.abs(rateLowerBound(2, 2) - Math.sqrt(0.05)) < 1e-9);
+  assert.ok(Math.abs(rateLowerBound(5, 5) - 0.05 ** 0.2) < 1e-9);
+  assert.ok(Math.abs(rateLowerBound(8, 10) - 0.4931) < 1e-4, String(rateLowerBound(8, 10)));
+  assert.equal(rateLowerBound(0, 10), 0);
+  assert.ok(works(90 / 95, 95) && !works(1, 2) && works(1, 5) && !works(1, 4) && !works(0.89, 1000));
 });
 
 async function scan(opts: ScanOptions, onProgress?: (p: ScanProgress) => void, signal?: AbortSignal) {

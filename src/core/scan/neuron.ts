@@ -18,6 +18,12 @@ import { Adam, maskAndPattern, miniBatches, rng, stampTensor, type ReconstructSe
  */
 export const MAX_TRIGGER_AREA = 0.06;
 
+/**
+ * Steps and images per step. A channel's mean over 8 images is a steadier target than
+ * a label's cross-entropy, so half NC's batch does (ABS samples a few images per label).
+ */
+export const REVERSAL = { steps: 200, batch: 4 };
+
 export interface ChannelReversal {
   channel: number;
   trigger: Trigger;
@@ -46,7 +52,8 @@ export interface ReverseInput {
   signal?: AbortSignal;
 }
 
-export async function reverseChannel(input: ReverseInput, channel: number, s: ReconstructSettings): Promise<ChannelReversal> {
+export async function reverseChannel(input: ReverseInput, channel: number, settings: ReconstructSettings): Promise<ChannelReversal> {
+  const s = { ...settings, ...REVERSAL };
   const { inner, images } = input;
   const [n, h, w, c] = images.shape;
   const bound = MAX_TRIGGER_AREA * h * w;

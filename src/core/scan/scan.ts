@@ -18,8 +18,8 @@ import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi } from './shard';
 import { stimulate } from './stimulate';
 import type { Reconstruction, ReconstructSettings } from './trigger';
-import { anomalyIndices, decide, TRIGGER_WORKS } from './verdict';
-import { MAX_TRIGGER_AREA } from './neuron';
+import { anomalyIndices, decide, works } from './verdict';
+import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
 
 export interface ScanHooks {
   /** where triggers are reconstructed; one in-process shard by default */
@@ -149,27 +149,40 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const onAbort = () => shards.forEach((s) => s.cancel());
     hooks.signal?.addEventListener('abort', onAbort);
     /** Each shard takes the next item until none is left. */
-    const spread = async <T, R>(items: T[], work: (shard: ScanShardApi, item: T) => Promise<R>, done: (item: T, k: number) => void) => {
-      const out = new Map<T, R>();
+    const spread = async <T>(items: T[], work: (shard: ScanShardApi, item: T) => Promise<void>, done: (item: T) => void) => {
       let next = 0;
       await Promise.all(shards.map(async (shard) => {
         while (next < items.length) {
           check();
           const item = items[next++];
-          out.set(item, await work(shard, item));
-          done(item, out.size);
+          await work(shard, item);
+          done(item);
         }
       }));
-      return out;
     };
 
-    // ---- channels' own triggers (ABS), for the most elevating channels
-    let channelTriggers: ScanChannelTrigger[];
+    // ---- one queue over the shards, so that none waits for another between the steps: the channels' own
+    // triggers (ABS) for the most elevating channels, then the labels' triggers (Neural Cleanse) for the top of the
+    // stimulation ranking and the calibration labels, then any other label a channel's trigger serves.
+    const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
+    const stimCandidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
+    // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
+    const others = stim.ranked.filter((l) => !stimCandidates.includes(l)).sort((a, b) => a - b);
+    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
+    toOptimise = [...stimCandidates, ...calibration];
+    if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
+    type Item = { channel: number } | { label: number };
+    const reversals = new Map<number, ChannelReversal>();
     const results = new Map<number, Reconstruction>();
+    const run = (items: Item[], total: number) => spread(items, async (shard, item) => {
+      if ('channel' in item) reversals.set(item.channel, await shard.reverseChannel(item.channel));
+      else results.set(item.label, await shard.reconstruct(item.label));
+    }, (item) => report('channel' in item
+      ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}`, step: reversals.size + results.size, total }
+      : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step: reversals.size + results.size, total }));
+    let channelTriggers: ScanChannelTrigger[] = [];
     try {
-      const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
-      const reversals = await spread(reversed.map((c) => c.channel), (shard, c) => shard.reverseChannel(c), (c, k) =>
-        report({ phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${c}`, step: k, total: reversed.length }));
+      await run([...reversed.map((c) => ({ channel: c.channel })), ...toOptimise.map((label) => ({ label }))], reversed.length + toOptimise.length);
       channelTriggers = reversed.map((c) => {
         const r = reversals.get(c.channel)!;
         return {
@@ -177,22 +190,11 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
           label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
         };
       });
-      endPhase('channel-trigger');
-
-      // ---- which labels to reconstruct: the top of the stimulation ranking, and any label a channel's trigger serves
-      const served = channelTriggers.filter((t) => t.attackRate >= TRIGGER_WORKS).map((t) => t.label);
-      const candidates = [...new Set([...stim.ranked.slice(0, Math.min(opts.labels, classes)), ...served])];
-      // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
-      const others = stim.ranked.filter((l) => !candidates.includes(l)).sort((a, b) => a - b);
-      const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
-      toOptimise = [...candidates, ...calibration];
-      candidateSet = new Set(candidates);
-      if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
-
-      // ---- trigger reconstruction (Neural Cleanse), the labels spread over the shards
-      const recs = await spread(toOptimise, (shard, label) => shard.reconstruct(label), (label, k) =>
-        report({ phase: 'trigger', message: `reconstructed the trigger of label ${label}`, step: k, total: toOptimise.length }));
-      for (const [l, r] of recs) results.set(l, r);
+      const served = [...new Set(channelTriggers.filter((t) => works(t.attackRate, t.heldOut)).map((t) => t.label))];
+      const missing = served.filter((l) => !results.has(l));
+      if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + toOptimise.length + missing.length);
+      toOptimise = [...stimCandidates, ...missing, ...calibration];
+      candidateSet = new Set([...stimCandidates, ...served]);
     } finally {
       hooks.signal?.removeEventListener('abort', onAbort);
     }
@@ -204,6 +206,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       role: candidateSet.has(r.label) ? 'candidate' : 'calibration',
       maskL1: r.maskL1,
       triggerAttackRate: r.heldOutAttackRate,
+      heldOut: r.heldOut,
       anomalyIndex: ai[i],
     }));
     const verdict = decide(labels, stim.channels, channelTriggers, plan.conv, MAX_TRIGGER_AREA);

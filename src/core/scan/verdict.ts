@@ -14,6 +14,49 @@ import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanTarget } from '../
 export const ANOMALY_THRESHOLD = 2;
 /** "works": the attack rate BadNets-style backdoors reach and NC reports for its reversed triggers is ≥ 0.9 */
 export const TRIGGER_WORKS = 0.9;
+/**
+ * ... and on enough images to say so: with 95% confidence it turns a majority of them (one-sided Clopper–Pearson
+ * lower bound ≥ 0.5). 2 of 2 is not enough (bound 0.22); 5 of 5 is (0.55); 95 images change nothing.
+ */
+export const MAJORITY = 0.5;
+
+/** One-sided 95% Clopper–Pearson lower bound of a rate seen as k of n: the p at which P(X ≥ k) = 5%. */
+export function rateLowerBound(k: number, n: number, alpha = 0.05): number {
+  if (k <= 0 || n <= 0) return 0;
+  if (k >= n) return alpha ** (1 / n);
+  let lo = 0, hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (atLeast(k, n, mid) < alpha) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** P(X ≥ k) for X ~ Binomial(n, p), 0 < p < 1, summed from log terms. */
+function atLeast(k: number, n: number, p: number): number {
+  let logTerm = k * Math.log(p) + (n - k) * Math.log1p(-p);
+  for (let i = 1; i <= k; i++) logTerm += Math.log((n - k + i) / i);
+  let sum = 0;
+  for (let j = k; j <= n; j++) {
+    sum += Math.exp(logTerm);
+    logTerm += Math.log((n - j) / (j + 1)) + Math.log(p) - Math.log1p(-p);
+  }
+  return sum;
+}
+
+/** The trigger turns ≥ 90% of the held-out images, and with 95% confidence a majority of them. */
+export function works(rate: number, n: number): boolean {
+  return rate >= TRIGGER_WORKS && rateLowerBound(Math.round(rate * n), n) >= MAJORITY;
+}
+
+/** Why a trigger does not count as working, in words. */
+function fallsShort(rate: number, n: number): string {
+  const k = Math.round(rate * n);
+  return rate < TRIGGER_WORKS
+    ? `${pct(rate)} of ${n} held-out clean images (< ${pct(TRIGGER_WORKS)})`
+    : `${k} of ${n} held-out clean images, too few to say: with 95% confidence only ≥ ${pct(rateLowerBound(k, n))} (< ${pct(MAJORITY)})`;
+}
 
 /** Signed anomaly index: positive when the mask is smaller than the median (NC flags only that side). */
 export function anomalyIndices(l1: number[]): number[] {
@@ -41,9 +84,9 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
   const l1s = labels.map((l) => l.maskL1);
   const med = median(l1s);
   const evidence: string[] = [];
-  const serving = (label: number) => channelTriggers.filter((t) => t.label === label && t.attackRate >= TRIGGER_WORKS);
+  const serving = (label: number) => channelTriggers.filter((t) => t.label === label && works(t.attackRate, t.heldOut));
   const pushing = (label: number) => channels.filter((c) => c.compromised && c.label === label).map((c) => c.channel);
-  const smallMask = (l: ScanLabel) => l.anomalyIndex > ANOMALY_THRESHOLD && l.triggerAttackRate >= TRIGGER_WORKS;
+  const smallMask = (l: ScanLabel) => l.anomalyIndex > ANOMALY_THRESHOLD && works(l.triggerAttackRate, l.heldOut);
   const targets: ScanTarget[] = labels
     .filter((l) => smallMask(l) || serving(l.label).length > 0)
     .map((l): ScanTarget => ({
@@ -69,12 +112,12 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
     if (smallest) {
       const why = smallest.anomalyIndex <= ANOMALY_THRESHOLD
         ? `anomaly index ${smallest.anomalyIndex.toFixed(2)} ≤ ${ANOMALY_THRESHOLD}`
-        : `anomaly index ${smallest.anomalyIndex.toFixed(2)}, but its trigger turns only ${pct(smallest.triggerAttackRate)} of held-out clean images into it (< ${pct(TRIGGER_WORKS)})`;
+        : `anomaly index ${smallest.anomalyIndex.toFixed(2)}, but its trigger turns ${fallsShort(smallest.triggerAttackRate, smallest.heldOut)} into it`;
       evidence.push(`no label's mask stands out: the smallest (label ${smallest.label}, L1 ${smallest.maskL1.toFixed(1)}) has ${why}`);
     }
-    const strongest = [...channelTriggers].sort((a, b) => b.attackRate - a.attackRate)[0];
+    const strongest = [...channelTriggers].sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
     if (strongest) {
-      evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${pct(strongest.attackRate)} of held-out clean images into label ${strongest.label} (< ${pct(TRIGGER_WORKS)})`);
+      evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${fallsShort(strongest.attackRate, strongest.heldOut)} into label ${strongest.label}`);
     }
     const compromised = channels.filter((c) => c.compromised);
     evidence.push(compromised.length
