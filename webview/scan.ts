@@ -101,7 +101,9 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     card('Verdict', r.verdict, backdoor ? `found by ${(top.foundBy ?? ['mask-size']).map((f) => (f === 'mask-size' ? 'its small mask' : 'a channel’s own trigger')).join(' and ')}` : 'no label stands out', backdoor ? 'bad' : 'good'),
     card('Target label', top ? String(top.label) : '—', top ? `anomaly index ${num(top.anomalyIndex)}` : 'none'),
     card('Trigger attack rate', top ? pctUnit(top.triggerAttackRate) : '—', top ? 'reconstructed trigger, held-out clean images' : undefined, top && top.triggerAttackRate > 0.5 ? 'bad' : undefined),
-    card('Compromised channels', `${int(compromised.length)} / ${int(r.channels.length)}`, r.layer, backdoor && compromised.length ? 'bad' : undefined),
+    top?.channels.length
+      ? card('Backdoor channels', top.channels.join(', '), `${r.layer}: they serve label ${top.label}`, 'bad')
+      : card('Compromised channels', `${int(compromised.length)} / ${int(r.channels.length)}`, `${r.layer}, by stimulation alone`),
   );
 
   const phases = Object.entries(r.timing.phases);

@@ -130,6 +130,11 @@ function maxPoolGrad(own: tf.KernelConfig): tf.KernelFunc {
     // Views after the allocation: it may grow the heap, which detaches earlier views.
     const x = backend.typedArrayFromHeap(input), g = backend.typedArrayFromHeap(dy), out = backend.typedArrayFromHeap(dx);
     const { batchSize, inHeight: H, inWidth: W, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+    const { top, left } = info.padInfo;
+    if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && top === 0 && left === 0) {
+      pool2x2Grad(x, g, out, batchSize, H, W, C, outHeight, outWidth);
+      return dx;
+    }
     // Overlapping windows can send several gradients to one input: summed in float64, as the cpu backend does.
     const sum = strideHeight < fh || strideWidth < fw ? new Float64Array(out.length) : out;
     sum.fill(0);
@@ -161,6 +166,30 @@ function maxPoolGrad(own: tf.KernelConfig): tf.KernelFunc {
     if (sum !== out) out.set(sum);
     return dx;
   };
+}
+
+/**
+ * The common 2×2, stride-2 unpadded pool: windows do not overlap, so each input gets at most one
+ * gradient, written rather than summed. Ties go to the first maximum in row-major order, as above.
+ */
+function pool2x2Grad(x: Float32Array, g: Float32Array, out: Float32Array, n: number, H: number, W: number, C: number, oh: number, ow: number) {
+  out.fill(0);
+  const row = W * C;
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++, o += C) {
+        const p00 = b * H * row + 2 * y * row + 2 * xo * C, p01 = p00 + C, p10 = p00 + row, p11 = p10 + C;
+        for (let c = 0; c < C; c++) {
+          let at = p00 + c, best = x[at];
+          if (x[p01 + c] > best) { at = p01 + c; best = x[at]; }
+          if (x[p10 + c] > best) { at = p10 + c; best = x[at]; }
+          if (x[p11 + c] > best) at = p11 + c;
+          out[at] = g[o + c];
+        }
+      }
+    }
+  }
 }
 
 let done = false;
