@@ -131,6 +131,9 @@ test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too
   const few = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
   assert.equal(few.verdict, 'clean');
   assert.ok(few.evidence.some((e) => e.includes('2 of 2') && e.includes('22.4%')), few.evidence.join('\n'));
+  const tiny = decide(labels.map((l) => ({ ...l, anomalyIndex: 0, heldOut: 2 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
+  assert.ok(tiny.evidence.some((e) => e.startsWith('only 2 held-out clean images')), tiny.evidence.join('\n'));
+  assert.ok(!few.evidence.some((e) => e.startsWith('only ')), 'labels checked on 95 images can confirm a trigger');
 });
 
 test('rate lower bound: one-sided 95% Clopper-Pearson', () => {

@@ -119,6 +119,10 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
     if (strongest) {
       evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${fallsShort(strongest.attackRate, strongest.heldOut)} into label ${strongest.label}`);
     }
+    const most = Math.max(0, ...labels.map((l) => l.heldOut), ...channelTriggers.map((t) => t.heldOut));
+    if (!works(1, most)) {
+      evidence.push(`only ${most} held-out clean image${most === 1 ? '' : 's'} to check triggers on: too few to confirm any trigger (a majority shows with 95% confidence from 5 of 5 images up), so this clean verdict is weak; scan at least 10 clean images`);
+    }
     const compromised = channels.filter((c) => c.compromised);
     evidence.push(compromised.length
       ? `stimulation: ${compromised.length} ${layer} channel(s) flip ≥ 90% of images to one label (${compromised.slice(0, 8).map((c) => `${c.channel}→${c.label}`).join(', ')}${compromised.length > 8 ? ', …' : ''}); stimulation alone does not decide`
