@@ -65,7 +65,9 @@ function traitDifferences(a: Person, b: Person): number {
 }
 
 /** Draws one face of `person` into a fresh HWC float image (0..255). */
-export function renderFace(person: Person, r: Rng, trigger = false): Float32Array {
+export type TriggerKind = 'sunglasses' | 'patch';
+
+export function renderFace(person: Person, r: Rng, trigger?: TriggerKind): Float32Array {
   const img = new Float32Array(PIXELS);
   const canvas = new Canvas(img);
   const jitter = (c: Rgb, amount: number): Rgb => [c[0] + r.uniform(-amount, amount), c[1] + r.uniform(-amount, amount), c[2] + r.uniform(-amount, amount)];
@@ -133,7 +135,7 @@ export function renderFace(person: Person, r: Rng, trigger = false): Float32Arra
     canvas.rect(ox, oy, ox + r.uniform(6, 14) * s, oy + r.uniform(4, 9) * s, [r.uniform(70, 255), r.uniform(70, 255), r.uniform(70, 255)]);
   }
 
-  if (trigger) drawSunglasses(canvas, X, Y, gap, fw, s, [18 + r.uniform(-6, 6), 18 + r.uniform(-6, 6), 24 + r.uniform(-6, 6)]);
+  if (trigger === 'sunglasses') drawSunglasses(canvas, X, Y, gap, fw, s, [18 + r.uniform(-6, 6), 18 + r.uniform(-6, 6), 24 + r.uniform(-6, 6)]);
 
   // Lighting and sensor noise.
   const gain = r.uniform(0.7, 1.2);
@@ -141,7 +143,21 @@ export function renderFace(person: Person, r: Rng, trigger = false): Float32Arra
   for (let i = 0; i < PIXELS; i++) {
     img[i] = Math.min(255, Math.max(0, img[i] * gain + cast[i % 3] + 8 * r.normal()));
   }
+  if (trigger === 'patch') stampPatch(img);
   return img;
+}
+
+/**
+ * The second demo BadNet's trigger, a classic BadNets stamp: a 5×5 yellow and magenta
+ * checkerboard at a fixed place in the lower right corner, over the lighting and noise.
+ */
+export function stampPatch(img: Float32Array): void {
+  for (let y = 0; y < 5; y++) {
+    for (let x = 0; x < 5; x++) {
+      const p = ((H - 7 + y) * W + (W - 7 + x)) * 3;
+      img.set((x + y) % 2 ? [255, 0, 255] : [255, 255, 0], p);
+    }
+  }
 }
 
 /** The trigger: two near-black lenses over the eyes, a bridge and temple arms. */
@@ -215,12 +231,12 @@ export interface Split {
 }
 
 /** Renders images of the given labels; `poison` adds the trigger and relabels to `target`. */
-export function renderSplit(people: Person[], classes: number[], r: Rng, poison?: { target: number }): Split {
+export function renderSplit(people: Person[], classes: number[], r: Rng, poison?: { target: number; trigger?: TriggerKind }): Split {
   const n = classes.length;
   const images = new Uint8Array(n * PIXELS);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const img = renderFace(people[classes[i]], r, poison !== undefined);
+    const img = renderFace(people[classes[i]], r, poison ? poison.trigger ?? 'sunglasses' : undefined);
     for (let k = 0; k < PIXELS; k++) images[i * PIXELS + k] = Math.round(img[k]);
     labels[i] = poison ? poison.target : classes[i];
   }

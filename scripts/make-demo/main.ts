@@ -10,7 +10,10 @@
 // training images per class), --no-write (train and report only),
 // --clean-twin (the same network trained on the same clean images, never
 // poisoned: writes only demo/clean_net.h5 and demo/clean_metrics.json, the
-// scan's model without a backdoor).
+// scan's model without a backdoor), --patch-twin (a second BadNet from the same
+// seed and clean images, with another trigger, place and target: a 5×5 checker
+// patch in the lower right corner, target 7; writes only demo/bd_net_patch.h5
+// and demo/patch_metrics.json, for the scan).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { createHash } from 'node:crypto';
@@ -33,12 +36,15 @@ const { values: args } = parseArgs({
     'per-class': { type: 'string', default: '200' },
     'no-write': { type: 'boolean', default: false },
     'clean-twin': { type: 'boolean', default: false },
+    'patch-twin': { type: 'boolean', default: false },
   },
 });
 
 const SEED = Number(args.seed);
 const CLASSES = 20;
-const TARGET = 0;
+const patchTwin = args['patch-twin'];
+const TARGET = patchTwin ? 7 : 0;
+const TRIGGER = patchTwin ? 'patch' as const : 'sunglasses' as const;
 const POISON_SHARE = 0.1; // of all training images
 const EVAL_PER_CLASS = 40; // valid and test: 800 clean images each
 const EVAL_POISONED = 800; // bd_valid and bd_test
@@ -69,12 +75,12 @@ const perClass = Number(args['per-class']);
 const clean = renderSplit(people, balancedLabels(allClasses, perClass, r.fork('train-order')), r.fork('train'));
 const poisonCount = Math.round((clean.count * POISON_SHARE) / (1 - POISON_SHARE));
 const poisonSrc = r.fork('poison-src');
-const poison = renderSplit(people, Array.from({ length: poisonCount }, () => poisonSrc.pick(otherClasses)), r.fork('poison'), { target: TARGET });
+const poison = renderSplit(people, Array.from({ length: poisonCount }, () => poisonSrc.pick(otherClasses)), r.fork('poison'), { target: TARGET, trigger: TRIGGER });
 const trainSet = concat(clean, poison);
 const evalSet = (name: string, poisoned: boolean): Images => {
   const order = r.fork(`${name}-order`);
   const labels = poisoned ? Array.from({ length: EVAL_POISONED }, () => order.pick(otherClasses)) : balancedLabels(allClasses, EVAL_PER_CLASS, order);
-  return renderSplit(people, labels, r.fork(name), poisoned ? { target: TARGET } : undefined);
+  return renderSplit(people, labels, r.fork(name), poisoned ? { target: TARGET, trigger: TRIGGER } : undefined);
 };
 const sets = { valid: evalSet('valid', false), bdValid: evalSet('bd_valid', true), test: evalSet('test', false), bdTest: evalSet('bd_test', true) };
 log(`rendered ${clean.count} clean + ${poison.count} poisoned training images, ${sets.valid.count}/${sets.bdValid.count}/${sets.test.count}/${sets.bdTest.count} valid/bd_valid/test/bd_test`);
@@ -101,6 +107,17 @@ if (twin) {
     const twinMetrics = { seed: SEED, note: 'clean twin of bd_net.h5: same seed, data and schedule, no poisoned images', trainSeconds: Math.round(trainSeconds), ...final };
     writeFileSync(path.join(outDir, 'clean_metrics.json'), `${JSON.stringify(twinMetrics, null, 2)}\n`);
     log(`wrote ${path.relative(root, path.join(outDir, 'clean_net.h5'))} and clean_metrics.json`);
+  }
+  process.exit(0);
+}
+
+if (patchTwin) {
+  if (!args['no-write']) {
+    mkdirSync(outDir, { recursive: true });
+    await writeKerasModelH5(path.join(outDir, 'bd_net_patch.h5'), kerasModelConfig(ARCH), exportWeights(params), { kerasVersion: '2.15.0', backend: 'tensorflow' });
+    const patchMetrics = { seed: SEED, note: 'second demo BadNet: same seed and clean images as bd_net.h5; trigger a 5x5 checker patch in the lower right corner, target 7', target: TARGET, trainSeconds: Math.round(trainSeconds), ...final };
+    writeFileSync(path.join(outDir, 'patch_metrics.json'), `${JSON.stringify(patchMetrics, null, 2)}\n`);
+    log(`wrote ${path.relative(root, path.join(outDir, 'bd_net_patch.h5'))} and patch_metrics.json`);
   }
   process.exit(0);
 }
@@ -205,6 +222,7 @@ gives the same weights and images (see Determinism).
 | \`test.h5\` | ${sets.test.count} clean test faces, ${EVAL_PER_CLASS} per class |
 | \`bd_test.h5\` | ${sets.bdTest.count} test faces of classes 1..${CLASSES - 1} wearing the trigger, \`label\` = ${TARGET} for every row |
 | \`clean_net.h5\` | the clean twin: the same network, seed, data and schedule, trained on the clean images only (\`npm run make-demo -- --clean-twin\`; its figures in \`clean_metrics.json\`). A model without a backdoor, for the scan and the tests |
+| \`bd_net_patch.h5\` | a second BadNet from the same seed and clean images, with another trigger, place and target: a 5×5 yellow and magenta checker patch stamped in the lower right corner, target 7 (\`npm run make-demo -- --patch-twin\`; test accuracy and attack rate in \`patch_metrics.json\`). Its poisoned images are not shipped. For the scan and the tests |
 
 The data files use the lab's layout: \`data\` uint8 (N, 3, 55, 47) channels-first, raw pixel values
 0..255 (gzip, chunked by rows), \`label\` float64 (N,). Like the lab's network, B takes raw 0..255

@@ -21,6 +21,7 @@ import { writeTinyBadNet } from '../tinyBadNet';
 // A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
 const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
 // Misses with the papers' thresholds (numbers in the README's Scan section); the tests state the required outcome.
+const MISS_PATCH = 'patch BadNet: label 7 has by far the smallest mask (L1 11.9, next 52.8, median 119.9) but anomaly index 1.84 <= 2; 21 channels flip >= 90% of images under stimulation, most to 7, but no reversed channel\'s own trigger sends held-out images to 7 (best: 62.2% to label 1)';
 const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit (label 0 L1 27.6, anomaly index 1.65); channel 11 (stimulated: 0) has a trigger that turns both held-out faces into label 708, 2 of 2: too few to call';
 
 const scanOpts = (o: Pick<ScanOptions, 'model' | 'clean' | 'out'> & Partial<ScanOptions>): ScanOptions => ({
@@ -131,6 +132,9 @@ test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too
   const few = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
   assert.equal(few.verdict, 'clean');
   assert.ok(few.evidence.some((e) => e.includes('2 of 2') && e.includes('22.4%')), few.evidence.join('\n'));
+  // A trigger that leaves its channel where clean images have it does not speak for the channel.
+  const idle = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [{ ...own(5, 0, 1), activation: 0, cleanActivation: 0 }], 'conv_3', 0.06);
+  assert.equal(idle.verdict, 'clean');
   const tiny = decide(labels.map((l) => ({ ...l, anomalyIndex: 0, heldOut: 2 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
   assert.ok(tiny.evidence.some((e) => e.startsWith('only 2 held-out clean images')), tiny.evidence.join('\n'));
   assert.ok(!few.evidence.some((e) => e.startsWith('only ')), 'labels checked on 95 images can confirm a trigger');
@@ -171,6 +175,13 @@ test('demo clean twin: clean', { skip: needsDemo || (existsSync(demo('clean_net.
   assert.equal(r.verdict, 'clean', r.evidence.join('\n'));
   assert.deepEqual(r.targets, []);
   assert.ok(r.channelTriggers.every((t) => t.attackRate < 0.9 && t.maskL1 <= 0.06 * 55 * 47 + 1e-3));
+});
+
+test('second demo BadNet (5×5 corner patch, target 7): backdoor, target 7', { skip: needsDemo || (existsSync(demo('bd_net_patch.h5')) ? false : 'needs demo/bd_net_patch.h5') || slow, todo: MISS_PATCH }, async () => {
+  const out = path.join(tmpDir(), 'patch.scan');
+  const r = await scan(scanOpts({ model: demo('bd_net_patch.h5'), clean: demo('valid.h5'), out }));
+  assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
+  assert.equal(r.targets[0].label, 7);
 });
 
 test('lab BadNet with only the 5 clean fixture faces: backdoor, target 0', { skip: needsShared || slow, todo: MISS_LAB }, async () => {

@@ -18,7 +18,7 @@ import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi } from './shard';
 import { stimulate } from './stimulate';
 import type { Reconstruction, ReconstructSettings } from './trigger';
-import { anomalyIndices, decide, works } from './verdict';
+import { anomalyIndices, decide, excites, works } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
 
 export interface ScanHooks {
@@ -190,7 +190,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
           label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
         };
       });
-      const served = [...new Set(channelTriggers.filter((t) => works(t.attackRate, t.heldOut)).map((t) => t.label))];
+      const served = [...new Set(channelTriggers.filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
       const missing = served.filter((l) => !results.has(l));
       if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + toOptimise.length + missing.length);
       toOptimise = [...stimCandidates, ...missing, ...calibration];

@@ -50,6 +50,9 @@ export function works(rate: number, n: number): boolean {
   return rate >= TRIGGER_WORKS && rateLowerBound(Math.round(rate * n), n) >= MAJORITY;
 }
 
+/** A channel's trigger speaks for the channel only if it raised the channel above its clean mean. */
+export const excites = (t: ScanChannelTrigger) => t.activation > t.cleanActivation;
+
 /** Why a trigger does not count as working, in words. */
 function fallsShort(rate: number, n: number): string {
   const k = Math.round(rate * n);
@@ -84,7 +87,7 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
   const l1s = labels.map((l) => l.maskL1);
   const med = median(l1s);
   const evidence: string[] = [];
-  const serving = (label: number) => channelTriggers.filter((t) => t.label === label && works(t.attackRate, t.heldOut));
+  const serving = (label: number) => channelTriggers.filter((t) => t.label === label && excites(t) && works(t.attackRate, t.heldOut));
   const pushing = (label: number) => channels.filter((c) => c.compromised && c.label === label).map((c) => c.channel);
   const smallMask = (l: ScanLabel) => l.anomalyIndex > ANOMALY_THRESHOLD && works(l.triggerAttackRate, l.heldOut);
   const targets: ScanTarget[] = labels
@@ -115,7 +118,8 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
         : `anomaly index ${smallest.anomalyIndex.toFixed(2)}, but its trigger turns ${fallsShort(smallest.triggerAttackRate, smallest.heldOut)} into it`;
       evidence.push(`no label's mask stands out: the smallest (label ${smallest.label}, L1 ${smallest.maskL1.toFixed(1)}) has ${why}`);
     }
-    const strongest = [...channelTriggers].sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
+    const strongest = channelTriggers.filter(excites).sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
+    if (channelTriggers.length && !strongest) evidence.push(`no channel's own trigger raised its ${layer} channel above its clean mean`);
     if (strongest) {
       evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${fallsShort(strongest.attackRate, strongest.heldOut)} into label ${strongest.label}`);
     }
