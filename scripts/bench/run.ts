@@ -302,7 +302,7 @@ async function main() {
  * says where the epoch's time went (see TrainProfile).
  */
 async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditReport, workers: number) {
-  const { initBackend } = await import('../../src/core/model/backend');
+  const { initBackend, tfjsBackend } = await import('../../src/core/model/backend');
   const { loadModel } = await import('../../src/core/keras/load');
   const { Net } = await import('../../src/core/model/net');
   const { makePlan } = await import('../../src/core/audit/plan');
@@ -311,7 +311,9 @@ async function trainingEpochs(m: BenchModel, cleanValid: string, report: AuditRe
   const { activationsOf, cacheFeed, imageFeed, labelsOf, readImageSet } = await import('../../src/core/train/feed');
   const { train } = await import('../../src/core/train/trainer');
   type Profile = import('../../src/core/train/trainer').TrainProfile;
-  const backend = await initBackend((args.backend as never) ?? 'auto');
+  await initBackend((args.backend as never) ?? 'auto');
+  // Gradients run on tfjs (wasm, else cpu) whatever engine runs the forward passes: name that one.
+  const backend = tfjsBackend();
   registerGradients();
   const model = await loadModel(m.model, m.arch);
   const t = report.thresholds.find((x) => x.reached) ?? report.thresholds[0];
