@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError } from '../errors';
 import type { Trigger } from '../data/trigger';
 import type { InputGradient } from './backprop';
-import { Adam, maskAndPattern, miniBatches, rng, stampTensor, type ReconstructSettings } from './trigger';
+import { Adam, keptTrigger, maskAndPattern, maskPatternGrads, miniBatches, rng, stampedPredictions, stampTensor, throughTanh, type ReconstructSettings } from './trigger';
 
 /**
  * ABS bounds a pixel trigger's mask to 6% of the input (its CIFAR setting: 64
@@ -45,6 +45,8 @@ export interface ReverseInput {
   inner: InputGradient;
   /** channels of the inner head's output */
   channels: number;
+  /** each channel's mean on the clean optimisation images (channelMeans) */
+  cleanMeans: Float32Array;
   /** the whole network, for the labels */
   top: InputGradient;
   images: tf.Tensor4D;
@@ -83,15 +85,11 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
         });
         const activation = tf.mean(tf.gather(tf.reshape(flat, [-1, input.channels]), channel, 1));
         const l1 = tf.sum(m);
-        // d stamped / d m = p - x, d stamped / d p = m; a mask over the bound is pushed back below it. Adam
-        // scales each step to the gradient's size, so the push need only dominate the channel's pull: 50× its mean.
-        const pull = tf.sum(tf.mul(dx, tf.sub(p, x)), [0, 3]);
+        // A mask over the bound is pushed back below it. Adam scales each step to the gradient's size, so the
+        // push need only dominate the channel's pull: 50× its mean.
+        const { gm: pull, gp } = maskPatternGrads(dx, x, m, p);
         const push = tf.mul(tf.cast(tf.greater(l1, bound), 'float32'), tf.mul(tf.mean(tf.abs(pull)), 50));
-        const gm = tf.add(pull, push);
-        const gp = tf.sum(tf.mul(dx, m), 0);
-        const ta = tf.tanh(a), tb = tf.tanh(b);
-        const ga = tf.mul(tf.expandDims(gm, 2), tf.div(tf.sub(1, tf.square(ta)), 2));
-        const gb = tf.mul(gp, tf.mul(tf.div(tf.sub(1, tf.square(tb)), 2), s.high - s.low));
+        const { ga, gb } = throughTanh(tf.add(pull, push), gp, a, b, s.low, s.high);
         return { activation, l1, ga, gb };
       });
       const [act, l1] = [(await r.activation.data())[0], (await r.l1.data())[0]];
@@ -104,21 +102,10 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
       b = adamB.step(b, r.gb);
       tf.dispose([r.activation, r.l1, r.ga, r.gb]);
     }
-    const keepA = best?.a ?? a, keepB = best?.b ?? b;
-    const { m, p } = tf.tidy(() => maskAndPattern(keepA, keepB, s.low, s.high));
-    const mask = Float32Array.from(await m.data());
-    const pattern = Float32Array.from(await p.data());
-    const served = await servedLabel(input, m, p);
-    const cleanActivation = await channelMean(input, channel);
+    const { trigger, maskL1, m, p } = await keptTrigger(best?.a ?? a, best?.b ?? b, s.low, s.high);
+    const served = servedLabel(await stampedPredictions(input.top, input.heldOut, m, p), input.heldOutLabels);
     tf.dispose([m, p]);
-    return {
-      channel,
-      trigger: { height: h, width: w, channels: c, mask, pattern },
-      maskL1: mask.reduce((x, y) => x + y, 0),
-      activation: best?.activation ?? 0,
-      cleanActivation,
-      ...served,
-    };
+    return { channel, trigger, maskL1, activation: best?.activation ?? 0, cleanActivation: input.cleanMeans[channel], ...served };
   } finally {
     tf.dispose([a, b]);
     if (best) tf.dispose([best.a, best.b]);
@@ -128,18 +115,16 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
 }
 
 /** The label the stamped held-out images turn into most often, and the share of those not of it that do. */
-async function servedLabel(input: ReverseInput, m: tf.Tensor, p: tf.Tensor): Promise<{ label: number; heldOut: number; heldOutAttackRate: number }> {
-  const pred = tf.tidy(() => tf.argMax(input.top.logits(stampTensor(input.heldOut, m, p)), 1));
-  const v = await pred.data();
-  pred.dispose();
-  const labels = input.heldOutLabels;
+function servedLabel(pred: Int32Array, labels: Int32Array): { label: number; heldOut: number; heldOutAttackRate: number } {
+  const count = new Map<number, number>();
+  for (const l of labels) count.set(l, (count.get(l) ?? 0) + 1);
+  const others = (label: number) => labels.length - (count.get(label) ?? 0);
   const hits = new Map<number, number>();
-  v.forEach((l, i) => {
+  pred.forEach((l, i) => {
     if (labels[i] !== l) hits.set(l, (hits.get(l) ?? 0) + 1);
   });
-  const others = (label: number) => labels.reduce((acc, l) => acc + (l === label ? 0 : 1), 0);
-  // No image changed: the label most of them already have, at 0.
-  let best = { label: v[0] ?? 0, heldOut: others(v[0] ?? 0), heldOutAttackRate: 0 };
+  // No image changed: the label the first of them already has, at 0.
+  let best = { label: pred[0] ?? 0, heldOut: others(pred[0] ?? 0), heldOutAttackRate: 0 };
   for (const [label, k] of [...hits].sort((x, y) => x[0] - y[0])) {
     const rate = others(label) ? k / others(label) : 0;
     if (rate > best.heldOutAttackRate) best = { label, heldOut: others(label), heldOutAttackRate: rate };
@@ -147,9 +132,10 @@ async function servedLabel(input: ReverseInput, m: tf.Tensor, p: tf.Tensor): Pro
   return best;
 }
 
-async function channelMean(input: ReverseInput, channel: number): Promise<number> {
-  const t = tf.tidy(() => tf.mean(tf.gather(tf.reshape(input.inner.logits(input.images), [-1, input.channels]), channel, 1)));
-  const v = (await t.data())[0];
+/** Each channel's mean over its map (after its activation) on the clean images: once per shard, not per channel. */
+export async function channelMeans(inner: InputGradient, images: tf.Tensor4D, channels: number): Promise<Float32Array> {
+  const t = tf.tidy(() => tf.mean(tf.reshape(inner.logits(images), [-1, channels]), 0));
+  const v = Float32Array.from(await t.data());
   t.dispose();
   return v;
 }

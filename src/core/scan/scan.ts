@@ -12,12 +12,12 @@ import { openDataset } from '../data/dataset';
 import { stamp, writeTrigger } from '../data/trigger';
 import { CancelledError, UserError } from '../errors';
 import { loadRunnable } from '../runnable';
-import type { ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
+import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
 import { InputGradient } from './backprop';
 import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi } from './shard';
 import { stimulate } from './stimulate';
-import type { Reconstruction, ReconstructSettings } from './trigger';
+import { rng, type Reconstruction, type ReconstructSettings } from './trigger';
 import { anomalyIndices, decide, excites, works } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
 
@@ -36,6 +36,14 @@ export const BATCH = 16;
 /** Channels whose own trigger is reversed, the most elevating first: ABS's setting for CIFAR-size inputs. */
 export const ABS_CHANNELS = 10;
 
+/** What the report keeps of a channel's reversal. */
+function channelTrigger(c: ScanChannel, r: ChannelReversal): ScanChannelTrigger {
+  return {
+    channel: c.channel, stimulatedLabel: c.label, maskL1: r.maskL1, activation: r.activation, cleanActivation: r.cleanActivation,
+    label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
+  };
+}
+
 /** `count` indices spread evenly over `total` (the lab's files are sorted by class). */
 export function spreadIndices(total: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => Math.floor((i * total) / count));
@@ -44,13 +52,7 @@ export function spreadIndices(total: number, count: number): number[] {
 /** Seeded sample of `k` items of `from` (Fisher-Yates on a copy, mulberry32). */
 export function sample<T>(from: T[], k: number, seed: number): T[] {
   const a = [...from];
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = rng(seed);
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
     [a[i], a[j]] = [a[j], a[i]];
@@ -134,9 +136,18 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     });
     endPhase('stimulation');
 
+    // ---- what to reconstruct: the channels' own triggers (ABS) for the most elevating channels, the labels'
+    // triggers (Neural Cleanse) for the top of the stimulation ranking and the calibration labels, and then any
+    // other label a channel's trigger serves
     const classes = net.classes;
-    let toOptimise: number[] = [];
-    let candidateSet = new Set<number>();
+    const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
+    const stimCandidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
+    // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
+    const others = stim.ranked.filter((l) => !stimCandidates.includes(l)).sort((a, b) => a - b);
+    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
+    const planned = [...stimCandidates, ...calibration];
+    if (planned.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
+
     // ---- the shards: every image, split into halves to optimise on and to check on (both span the file)
     const optimise = indices.filter((_, k) => k % 2 === 0);
     const heldOut = indices.filter((_, k) => k % 2 === 1);
@@ -146,58 +157,41 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       model: opts.model, arch: opts.arch, backend: opts.backend, clean: opts.clean, optimise, heldOut, heldOutLabels, settings,
       conv: plan.conv, channels: plan.channels,
     })));
-    const onAbort = () => shards.forEach((s) => s.cancel());
-    hooks.signal?.addEventListener('abort', onAbort);
-    /** Each shard takes the next item until none is left. */
-    const spread = async <T>(items: T[], work: (shard: ScanShardApi, item: T) => Promise<void>, done: (item: T) => void) => {
+    type Item = { channel: number } | { label: number };
+    const reversals = new Map<number, ChannelReversal>();
+    const results = new Map<number, Reconstruction>();
+    /** One queue over the shards, each taking the next item until none is left: none waits for another between steps. */
+    const run = async (items: Item[], total: number) => {
       let next = 0;
       await Promise.all(shards.map(async (shard) => {
         while (next < items.length) {
           check();
           const item = items[next++];
-          await work(shard, item);
-          done(item);
+          if ('channel' in item) reversals.set(item.channel, await shard.reverseChannel(item.channel));
+          else results.set(item.label, await shard.reconstruct(item.label));
+          const step = reversals.size + results.size;
+          report('channel' in item
+            ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}`, step, total }
+            : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step, total });
         }
       }));
     };
-
-    // ---- one queue over the shards, so that none waits for another between the steps: the channels' own
-    // triggers (ABS) for the most elevating channels, then the labels' triggers (Neural Cleanse) for the top of the
-    // stimulation ranking and the calibration labels, then any other label a channel's trigger serves.
-    const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
-    const stimCandidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
-    // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
-    const others = stim.ranked.filter((l) => !stimCandidates.includes(l)).sort((a, b) => a - b);
-    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
-    toOptimise = [...stimCandidates, ...calibration];
-    if (toOptimise.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
-    type Item = { channel: number } | { label: number };
-    const reversals = new Map<number, ChannelReversal>();
-    const results = new Map<number, Reconstruction>();
-    const run = (items: Item[], total: number) => spread(items, async (shard, item) => {
-      if ('channel' in item) reversals.set(item.channel, await shard.reverseChannel(item.channel));
-      else results.set(item.label, await shard.reconstruct(item.label));
-    }, (item) => report('channel' in item
-      ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}`, step: reversals.size + results.size, total }
-      : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step: reversals.size + results.size, total }));
     let channelTriggers: ScanChannelTrigger[] = [];
+    let served: number[] = [];
+    let missing: number[] = [];
+    const onAbort = () => shards.forEach((s) => s.cancel());
+    hooks.signal?.addEventListener('abort', onAbort);
     try {
-      await run([...reversed.map((c) => ({ channel: c.channel })), ...toOptimise.map((label) => ({ label }))], reversed.length + toOptimise.length);
-      channelTriggers = reversed.map((c) => {
-        const r = reversals.get(c.channel)!;
-        return {
-          channel: c.channel, stimulatedLabel: c.label, maskL1: r.maskL1, activation: r.activation, cleanActivation: r.cleanActivation,
-          label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
-        };
-      });
-      const served = [...new Set(channelTriggers.filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
-      const missing = served.filter((l) => !results.has(l));
-      if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + toOptimise.length + missing.length);
-      toOptimise = [...stimCandidates, ...missing, ...calibration];
-      candidateSet = new Set([...stimCandidates, ...served]);
+      await run([...reversed.map((c) => ({ channel: c.channel })), ...planned.map((label) => ({ label }))], reversed.length + planned.length);
+      channelTriggers = reversed.map((c) => channelTrigger(c, reversals.get(c.channel)!));
+      served = [...new Set(channelTriggers.filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
+      missing = served.filter((l) => !results.has(l));
+      if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + planned.length + missing.length);
     } finally {
       hooks.signal?.removeEventListener('abort', onAbort);
     }
+    const toOptimise = [...stimCandidates, ...missing, ...calibration];
+    const candidateSet = new Set([...stimCandidates, ...served]);
     check();
     const recs = toOptimise.map((l) => results.get(l)!);
     const ai = anomalyIndices(recs.map((r) => r.maskL1));

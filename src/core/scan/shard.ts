@@ -7,7 +7,7 @@ import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
 import type { Backend } from '../types';
 import { InputGradient } from './backprop';
-import { reverseChannel, type ChannelReversal } from './neuron';
+import { channelMeans, reverseChannel, type ChannelReversal } from './neuron';
 import { reconstruct, type Reconstruction, type ReconstructSettings } from './trigger';
 
 export interface ScanShardInit {
@@ -52,6 +52,7 @@ export class ScanShard implements ScanShardApi {
   private top?: InputGradient;
   private inner?: InputGradient;
   private channels = 0;
+  private cleanMeans?: Float32Array;
   private images?: tf.Tensor4D;
   private heldOut?: tf.Tensor4D;
   private heldOutLabels = new Int32Array(0);
@@ -85,10 +86,11 @@ export class ScanShard implements ScanShardApi {
     }, label, this.settings);
   }
 
-  reverseChannel(channel: number): Promise<ChannelReversal> {
+  async reverseChannel(channel: number): Promise<ChannelReversal> {
     if (!this.top || !this.inner || !this.images || !this.heldOut || !this.settings) throw new Error('scan shard used before init');
+    this.cleanMeans ??= await channelMeans(this.inner, this.images, this.channels);
     return reverseChannel({
-      inner: this.inner, channels: this.channels, top: this.top, images: this.images, heldOut: this.heldOut,
+      inner: this.inner, channels: this.channels, cleanMeans: this.cleanMeans, top: this.top, images: this.images, heldOut: this.heldOut,
       heldOutLabels: this.heldOutLabels, signal: this.abort.signal,
     }, channel, this.settings);
   }

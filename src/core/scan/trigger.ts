@@ -63,6 +63,42 @@ export function stampTensor(x: tf.Tensor, m: tf.Tensor, p: tf.Tensor): tf.Tensor
   return tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(m, p)) as tf.Tensor4D;
 }
 
+/** From dL/d(stamped) to dL/dm (H, W) and dL/dp (H, W, C): d stamped / d m = p - x, d stamped / d p = m, summed over images (and channels, for m). */
+export function maskPatternGrads(dx: tf.Tensor, x: tf.Tensor, m: tf.Tensor, p: tf.Tensor): { gm: tf.Tensor; gp: tf.Tensor } {
+  return { gm: tf.sum(tf.mul(dx, tf.sub(p, x)), [0, 3], false), gp: tf.sum(tf.mul(dx, m), 0) };
+}
+
+/** Through the tanh parametrisation: from dL/dm (H, W) and dL/dp (H, W, C) to dL/da (H, W, 1) and dL/db (H, W, C). */
+export function throughTanh(gm: tf.Tensor, gp: tf.Tensor, a: tf.Tensor, b: tf.Tensor, low: number, high: number): { ga: tf.Tensor; gb: tf.Tensor } {
+  const ta = tf.tanh(a), tb = tf.tanh(b);
+  return {
+    ga: tf.mul(tf.expandDims(gm, 2), tf.div(tf.sub(1, tf.square(ta)), 2)),
+    gb: tf.mul(gp, tf.mul(tf.div(tf.sub(1, tf.square(tb)), 2), high - low)),
+  };
+}
+
+/** The kept parameters as a trigger read back, with m and p for measuring it (the caller disposes them). */
+export async function keptTrigger(a: tf.Tensor, b: tf.Tensor, low: number, high: number): Promise<{ trigger: Trigger; maskL1: number; m: tf.Tensor; p: tf.Tensor }> {
+  const [h, w, c] = b.shape;
+  const { m, p } = tf.tidy(() => maskAndPattern(a, b, low, high));
+  const mask = Float32Array.from(await m.data());
+  const pattern = Float32Array.from(await p.data());
+  return { trigger: { height: h, width: w, channels: c, mask, pattern }, maskL1: mask.reduce((x, y) => x + y, 0), m, p };
+}
+
+/** The labels a batch of images (N, H, W, C) takes once stamped, `batch` images at a time. */
+export async function stampedPredictions(top: InputGradient, images: tf.Tensor4D, m: tf.Tensor, p: tf.Tensor, batch = 128): Promise<Int32Array> {
+  const n = images.shape[0];
+  const out = new Int32Array(n);
+  for (let s = 0; s < n; s += batch) {
+    const e = Math.min(n, s + batch);
+    const pred = tf.tidy(() => tf.argMax(top.logits(stampTensor(tf.slice(images, s, e - s), m, p)), 1));
+    out.set(await pred.data() as Int32Array, s);
+    pred.dispose();
+  }
+  return out;
+}
+
 /**
  * The loss NC minimises, mean cross-entropy to `label` + λ·|m|₁, and its
  * gradient with respect to the mask and pattern parameters a (H, W, 1), b (H, W, C).
@@ -79,12 +115,8 @@ export function lossAndGrads(top: InputGradient, x: tf.Tensor4D, label: number, 
     const target = tf.oneHot(tf.fill([n], label, 'int32') as tf.Tensor1D, logits.shape[1]);
     const ce = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), target), 1)));
     const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), label), 'float32'));
-    // d stamped / d m = p - x, d stamped / d p = m (summed over images and, for m, channels)
-    const gm = tf.add(tf.sum(tf.mul(dx, tf.sub(p, x)), [0, 3], false), cost); // (H, W)
-    const gp = tf.sum(tf.mul(dx, m), 0); // (H, W, C)
-    const ta = tf.tanh(a), tb = tf.tanh(b);
-    const ga = tf.mul(tf.expandDims(gm, 2), tf.div(tf.sub(1, tf.square(ta)), 2));
-    const gb = tf.mul(gp, tf.mul(tf.div(tf.sub(1, tf.square(tb)), 2), high - low));
+    const { gm, gp } = maskPatternGrads(dx, x, m, p);
+    const { ga, gb } = throughTanh(tf.add(gm, cost), gp, a, b, low, high);
     const l1 = tf.sum(m);
     const loss = tf.add(ce, tf.mul(l1, cost));
     return { loss: loss as tf.Scalar, ce: ce as tf.Scalar, l1: l1 as tf.Scalar, hits: hits as tf.Scalar, ga, gb };
@@ -197,19 +229,10 @@ export async function reconstruct(input: ReconstructInput, label: number, s: Rec
         cost /= NC.costDown; down = 0;
       }
     }
-    const keepA = best?.a ?? a, keepB = best?.b ?? b;
-    const { m, p } = tf.tidy(() => maskAndPattern(keepA, keepB, s.low, s.high));
-    const mask = Float32Array.from(await m.data());
-    const pattern = Float32Array.from(await p.data());
+    const { trigger, maskL1, m, p } = await keptTrigger(best?.a ?? a, best?.b ?? b, s.low, s.high);
     const heldOut = await attackRate(top, input.heldOut, input.heldOutLabels, m, p, label);
     tf.dispose([m, p]);
-    return {
-      label,
-      trigger: { height: h, width: w, channels: c, mask, pattern },
-      maskL1: mask.reduce((x, y) => x + y, 0),
-      optimisedAttackRate: best?.rate ?? last.rate,
-      ...heldOut,
-    };
+    return { label, trigger, maskL1, optimisedAttackRate: best?.rate ?? last.rate, ...heldOut };
   } finally {
     tf.dispose([a, b]);
     if (best) tf.dispose([best.a, best.b]);
@@ -219,19 +242,13 @@ export async function reconstruct(input: ReconstructInput, label: number, s: Rec
 }
 
 /** Share of the images not of `label` that the trigger turns into `label`. */
-export async function attackRate(top: InputGradient, images: tf.Tensor4D, labels: Int32Array, m: tf.Tensor, p: tf.Tensor, label: number, batch = 128): Promise<{ heldOut: number; heldOutAttackRate: number }> {
+export async function attackRate(top: InputGradient, images: tf.Tensor4D, labels: Int32Array, m: tf.Tensor, p: tf.Tensor, label: number): Promise<{ heldOut: number; heldOutAttackRate: number }> {
+  const pred = await stampedPredictions(top, images, m, p);
   let count = 0, hits = 0;
-  const n = images.shape[0];
-  for (let s = 0; s < n; s += batch) {
-    const e = Math.min(n, s + batch);
-    const pred = tf.tidy(() => tf.argMax(top.logits(stampTensor(tf.slice(images, s, e - s), m, p)), 1));
-    const v = await pred.data();
-    pred.dispose();
-    for (let i = 0; i < v.length; i++) {
-      if (labels[s + i] === label) continue;
-      count++;
-      if (v[i] === label) hits++;
-    }
-  }
+  pred.forEach((v, i) => {
+    if (labels[i] === label) return;
+    count++;
+    if (v === label) hits++;
+  });
   return { heldOut: count, heldOutAttackRate: count ? hits / count : 0 };
 }
