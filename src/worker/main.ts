@@ -13,7 +13,7 @@ import { initBackend } from '../core/model/backend';
 import { predictFiles } from '../core/predict';
 import { loadRunnable } from '../core/runnable';
 import { runScan } from '../core/scan/scan';
-import { ScanShard, type ScanShardApi, type ScanShardInit } from '../core/scan/shard';
+import { ScanShard, type ScanShardApi, type ScanShardInit, type StimulationCache } from '../core/scan/shard';
 import type { AuditOptions, ChannelMaps, ScanOptions } from '../core/types';
 import { SHARD_METHODS, type JobResult, type ShardCall, type ShardMethod, type ShardReply, type WorkerError, type WorkerJob, type WorkerMessage, type WorkerRequest } from '../protocol';
 import { ScanShardProcess, ShardProcess } from './shardProcess';
@@ -41,6 +41,8 @@ function serveShard() {
   const scan = new ScanShard();
   const scanMethods: Partial<Record<ShardMethod, (...a: never[]) => Promise<unknown>>> = {
     scanInit: (req: ScanShardInit) => scan.init(req),
+    scanStimulationCache: (req: StimulationCache) => scan.stimulationCache(req),
+    scanStimulate: (channels: number[]) => scan.stimulate(channels),
     scanReconstruct: (label: number) => scan.reconstruct(label),
     scanReverseChannel: (channel: number) => scan.reverseChannel(channel),
   };

@@ -3,7 +3,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { CancelledError, UserError } from '../core/errors';
 import type { Counts, EvalCounts, LoadRequest, LoadResult, ShardApi, ShardInfo, ShardInit } from '../core/audit/shard';
-import type { ScanShardApi, ScanShardInit } from '../core/scan/shard';
+import type { ScanShardApi, ScanShardInit, StimulationCache } from '../core/scan/shard';
+import type { ChannelResponses } from '../core/scan/stimulate';
 import type { Reconstruction } from '../core/scan/trigger';
 import type { ChannelReversal } from '../core/scan/neuron';
 import type { MicroBatch, MicroGrads, TrainSetup } from '../core/train/gradientShard';
@@ -98,6 +99,8 @@ export class ScanShardProcess implements ScanShardApi {
     this.proc = new ShardProcess(workerPath);
   }
   init(req: ScanShardInit) { return this.proc.call<void>('scanInit', req); }
+  stimulationCache(req: StimulationCache) { return this.proc.call<void>('scanStimulationCache', req); }
+  stimulate(channels: number[]) { return this.proc.call<ChannelResponses>('scanStimulate', channels); }
   reconstruct(label: number) { return this.proc.call<Reconstruction>('scanReconstruct', label); }
   reverseChannel(channel: number) { return this.proc.call<ChannelReversal>('scanReverseChannel', channel); }
   cancel() { this.proc.cancel(); }

@@ -128,8 +128,7 @@ export class InputGradient {
           const [pb, pr] = same ? [kh - 1 - pt, kw - 1 - pl] : [0, 0];
           return (_xs, y, dy) => {
             const dz = actGrad(y, dy) as tf.Tensor4D;
-            const padded = tf.pad(dz, [[0, 0], [kh - 1 - pt, kh - 1 - pb], [kw - 1 - pl, kw - 1 - pr], [0, 0]]);
-            return [tf.conv2d(padded, flipped, 1, 'valid')];
+            return [tf.conv2d(dz, flipped, 1, [[0, 0], [kh - 1 - pt, kh - 1 - pb], [kw - 1 - pl, kw - 1 - pr], [0, 0]])];
           };
         }
         return (xs, y, dy) => {

@@ -15,8 +15,8 @@ import { loadRunnable } from '../runnable';
 import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
 import { InputGradient } from './backprop';
 import { scanMarkdown } from './markdown';
-import { readImages, ScanShard, type ScanShardApi } from './shard';
-import { stimulate } from './stimulate';
+import { readImages, ScanShard, type ScanShardApi, type StimulationCache } from './shard';
+import { layerMaxOf, levelsFor, summarise, type ChannelResponses } from './stimulate';
 import { rng, type Reconstruction, type ReconstructSettings } from './trigger';
 import { anomalyIndices, decide, excites, works } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
@@ -47,6 +47,17 @@ function channelTrigger(c: ScanChannel, r: ChannelReversal): ScanChannelTrigger 
 /** `count` indices spread evenly over `total` (the lab's files are sorted by class). */
 export function spreadIndices(total: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => Math.floor((i * total) / count));
+}
+
+/** Hands `items` out over the shards, each taking the next when free: none waits for another between items. */
+async function handOut<T>(shards: ScanShardApi[], items: T[], check: () => void, work: (shard: ScanShardApi, item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(shards.map(async (shard) => {
+    while (next < items.length) {
+      check();
+      await work(shard, items[next++]);
+    }
+  }));
 }
 
 /** Seeded sample of `k` items of `from` (Fisher-Yates on a copy, mulberry32). */
@@ -82,6 +93,9 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
   const shards = hooks.shards ?? [new ScanShard()];
   let top: InputGradient | undefined;
   let loaded: Awaited<ReturnType<typeof loadRunnable>> | undefined;
+  let shardsReady: Promise<unknown> | undefined;
+  const onAbort = () => shards.forEach((s) => s.cancel());
+  hooks.signal?.addEventListener('abort', onAbort);
   try {
     loaded = await loadRunnable(opts.model, opts.arch, opts.backend);
     const { net, backend } = loaded;
@@ -128,68 +142,69 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const labelsOf = indices.map((i, k) => (srcLabels ? srcLabels[i] : predictions[k]));
     endPhase('lower-layers');
 
-    // ---- stimulation
+    // ---- the shards load the model and their images: every image, split into halves to optimise on and to check
+    // on (both span the file)
+    const classes = net.classes;
+    const candidateCount = Math.min(opts.labels, classes);
+    const calibrationCount = classes <= ALL_LABELS_UP_TO ? classes - candidateCount : Math.min(opts.calibration, classes - candidateCount);
+    if (candidateCount + calibrationCount < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
+    const optimise = indices.filter((_, k) => k % 2 === 0);
+    const heldOut = indices.filter((_, k) => k % 2 === 1);
+    const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
+    const settings: ReconstructSettings = { steps: STEPS, batch: BATCH, seed: opts.seed, low, high };
+    shardsReady = Promise.all(shards.map((s) => s.init({
+      model: opts.model, arch: opts.arch, backend: opts.backend, clean: opts.clean, optimise, heldOut, heldOutLabels, settings,
+      conv: plan.conv, channels: plan.channels,
+    })));
+    // Awaited below (and before the shards are disposed); a failure must not go unhandled meanwhile.
+    shardsReady.catch(() => undefined);
+
+    // ---- stimulation: the channels handed out over the shards in groups; each runs the top for its own
     check();
-    const stim = await stimulate({
-      top, cachePoint: plan.cachePoint, cache, cleanPred: predictions, batchRows: Math.max(opts.batchSize, 2048), signal: hooks.signal,
-      progress: (done, total) => report({ phase: 'stimulation', message: `stimulating ${plan.conv}: channel × level`, step: done, total }),
+    const layerMax = await layerMaxOf(cache);
+    const stimulation: StimulationCache = {
+      cachePoint: plan.cachePoint, cache: await cache.data() as Float32Array, shape: cache.shape, cleanPred: predictions,
+      levels: levelsFor(layerMax), batchRows: Math.max(opts.batchSize, 2048),
+    };
+    await shardsReady;
+    await Promise.all(shards.map((s) => s.stimulationCache(stimulation)));
+    const groupSize = Math.max(1, Math.ceil(plan.channels / (4 * shards.length)));
+    const groups = Array.from({ length: Math.ceil(plan.channels / groupSize) }, (_, g) =>
+      Array.from({ length: Math.min(groupSize, plan.channels - g * groupSize) }, (_, i) => g * groupSize + i));
+    const responses: ChannelResponses[] = [];
+    await handOut(shards, groups, check, async (shard, group) => {
+      responses.push(await shard.stimulate(group));
+      const step = responses.reduce((a, r) => a + r.channels.length, 0);
+      report({ phase: 'stimulation', message: `stimulating ${plan.conv}: channel × level`, step, total: plan.channels });
     });
+    const stim = summarise(responses, layerMax, classes, predictions);
     endPhase('stimulation');
 
     // ---- what to reconstruct: the channels' own triggers (ABS) for the most elevating channels, the labels'
     // triggers (Neural Cleanse) for the top of the stimulation ranking and the calibration labels, and then any
     // other label a channel's trigger serves
-    const classes = net.classes;
     const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
     const stimCandidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
     // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
     const others = stim.ranked.filter((l) => !stimCandidates.includes(l)).sort((a, b) => a - b);
     const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
     const planned = [...stimCandidates, ...calibration];
-    if (planned.length < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
-
-    // ---- the shards: every image, split into halves to optimise on and to check on (both span the file)
-    const optimise = indices.filter((_, k) => k % 2 === 0);
-    const heldOut = indices.filter((_, k) => k % 2 === 1);
-    const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
-    const settings: ReconstructSettings = { steps: STEPS, batch: BATCH, seed: opts.seed, low, high };
-    await Promise.all(shards.map((s) => s.init({
-      model: opts.model, arch: opts.arch, backend: opts.backend, clean: opts.clean, optimise, heldOut, heldOutLabels, settings,
-      conv: plan.conv, channels: plan.channels,
-    })));
     type Item = { channel: number } | { label: number };
     const reversals = new Map<number, ChannelReversal>();
     const results = new Map<number, Reconstruction>();
-    /** One queue over the shards, each taking the next item until none is left: none waits for another between steps. */
-    const run = async (items: Item[], total: number) => {
-      let next = 0;
-      await Promise.all(shards.map(async (shard) => {
-        while (next < items.length) {
-          check();
-          const item = items[next++];
-          if ('channel' in item) reversals.set(item.channel, await shard.reverseChannel(item.channel));
-          else results.set(item.label, await shard.reconstruct(item.label));
-          const step = reversals.size + results.size;
-          report('channel' in item
-            ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}`, step, total }
-            : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step, total });
-        }
-      }));
-    };
-    let channelTriggers: ScanChannelTrigger[] = [];
-    let served: number[] = [];
-    let missing: number[] = [];
-    const onAbort = () => shards.forEach((s) => s.cancel());
-    hooks.signal?.addEventListener('abort', onAbort);
-    try {
-      await run([...reversed.map((c) => ({ channel: c.channel })), ...planned.map((label) => ({ label }))], reversed.length + planned.length);
-      channelTriggers = reversed.map((c) => channelTrigger(c, reversals.get(c.channel)!));
-      served = [...new Set(channelTriggers.filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
-      missing = served.filter((l) => !results.has(l));
-      if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + planned.length + missing.length);
-    } finally {
-      hooks.signal?.removeEventListener('abort', onAbort);
-    }
+    const run = (items: Item[], total: number) => handOut(shards, items, check, async (shard, item) => {
+      if ('channel' in item) reversals.set(item.channel, await shard.reverseChannel(item.channel));
+      else results.set(item.label, await shard.reconstruct(item.label));
+      const step = reversals.size + results.size;
+      report('channel' in item
+        ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}`, step, total }
+        : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step, total });
+    });
+    await run([...reversed.map((c) => ({ channel: c.channel })), ...planned.map((label) => ({ label }))], reversed.length + planned.length);
+    const channelTriggers: ScanChannelTrigger[] = reversed.map((c) => channelTrigger(c, reversals.get(c.channel)!));
+    const served = [...new Set(channelTriggers.filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
+    const missing = served.filter((l) => !results.has(l));
+    if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + planned.length + missing.length);
     const toOptimise = [...stimCandidates, ...missing, ...calibration];
     const candidateSet = new Set([...stimCandidates, ...served]);
     check();
@@ -276,6 +291,8 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     tf.dispose(own);
     top?.dispose();
     loaded?.net.dispose();
+    hooks.signal?.removeEventListener('abort', onAbort);
+    await shardsReady?.catch(() => undefined);
     await Promise.all(shards.map((s) => s.dispose()));
   }
 }

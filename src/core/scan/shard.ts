@@ -8,6 +8,7 @@ import type { Net } from '../model/net';
 import type { Backend } from '../types';
 import { InputGradient } from './backprop';
 import { channelMeans, reverseChannel, type ChannelReversal } from './neuron';
+import { respond, type ChannelResponses } from './stimulate';
 import { reconstruct, type Reconstruction, type ReconstructSettings } from './trigger';
 
 export interface ScanShardInit {
@@ -26,8 +27,21 @@ export interface ScanShardInit {
   channels: number;
 }
 
+/** What the stimulation runs on: the clean images' cache, B's labels for them, and the levels. */
+export interface StimulationCache {
+  cachePoint: string;
+  cache: Float32Array;
+  shape: [number, number, number, number];
+  cleanPred: Int32Array;
+  levels: number[];
+  batchRows: number;
+}
+
 export interface ScanShardApi {
   init(req: ScanShardInit): Promise<void>;
+  /** Keeps the stimulation's inputs, sent once for every share of channels. */
+  stimulationCache(req: StimulationCache): Promise<void>;
+  stimulate(channels: number[]): Promise<ChannelResponses>;
   reconstruct(label: number): Promise<Reconstruction>;
   reverseChannel(channel: number): Promise<ChannelReversal>;
   cancel(): void;
@@ -57,6 +71,7 @@ export class ScanShard implements ScanShardApi {
   private heldOut?: tf.Tensor4D;
   private heldOutLabels = new Int32Array(0);
   private settings?: ReconstructSettings;
+  private stimulation?: Omit<StimulationCache, 'cache'> & { cache: tf.Tensor4D };
   private abort = new AbortController();
 
   async init(req: ScanShardInit): Promise<void> {
@@ -77,6 +92,16 @@ export class ScanShard implements ScanShardApi {
     }
     this.heldOutLabels = Int32Array.from(req.heldOutLabels);
     this.settings = req.settings;
+  }
+
+  async stimulationCache(req: StimulationCache): Promise<void> {
+    this.stimulation?.cache.dispose();
+    this.stimulation = { ...req, cache: tf.tensor4d(req.cache, req.shape) };
+  }
+
+  stimulate(channels: number[]): Promise<ChannelResponses> {
+    if (!this.top || !this.stimulation) throw new Error('scan shard stimulated before init and stimulationCache');
+    return respond({ ...this.stimulation, top: this.top, channels, signal: this.abort.signal });
   }
 
   reconstruct(label: number): Promise<Reconstruction> {
@@ -100,7 +125,7 @@ export class ScanShard implements ScanShardApi {
   }
 
   async dispose() {
-    tf.dispose([this.images, this.heldOut].filter((t): t is tf.Tensor4D => !!t));
+    tf.dispose([this.images, this.heldOut, this.stimulation?.cache].filter((t): t is tf.Tensor4D => !!t));
     this.top?.dispose();
     this.inner?.dispose();
     this.net?.dispose();

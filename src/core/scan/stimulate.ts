@@ -30,102 +30,144 @@ export interface StimulationResult {
   ranked: number[];
 }
 
-export interface StimulationInput {
+/** What a set of channels does to the labels: per channel, level and label, the flips and the mean logit rise. */
+export interface ChannelResponses {
+  channels: number[];
+  /** [channel][level][label], flattened in that order */
+  flips: Float64Array;
+  rises: Float32Array;
+}
+
+export interface ResponseInput {
   top: InputGradient;
   cachePoint: string;
   /** the cache point's output for the clean images (N, h, w, C) */
   cache: tf.Tensor4D;
   /** the model's predictions on the clean images */
   cleanPred: Int32Array;
+  /** the values a channel is set to */
+  levels: number[];
+  /** the channels to stimulate */
+  channels: number[];
   /** (channel, level, image) rows per run of the top */
   batchRows: number;
   signal?: AbortSignal;
   progress?: (done: number, total: number) => void;
 }
 
-export async function stimulate(input: StimulationInput): Promise<StimulationResult> {
-  const { top, cachePoint, cache, cleanPred } = input;
+/** The levels for a layer whose largest clean value is `layerMax`. */
+export const levelsFor = (layerMax: number) => LEVELS.map((m) => m * layerMax);
+
+/** Each of `channels` set to each level over its whole map, for every image: the top runs once per row. */
+export async function respond(input: ResponseInput): Promise<ChannelResponses> {
+  const { top, cachePoint, cache, cleanPred, levels } = input;
   const [n, h, w, channels] = cache.shape;
-  const layerMax = (await tf.max(cache).data())[0];
-  const levels = LEVELS.map((m) => m * layerMax);
   const cleanLogits = top.logits(undefined, new Map([[cachePoint, cache]]));
   const classes = cleanLogits.shape[1];
-  // Per label, how many images were not already predicted as it (the denominator of its flip rate).
-  const notAlready = new Float64Array(classes).fill(n);
-  for (const p of cleanPred) notAlready[p]--;
-
-  // Work items: one (channel, level) pair covers all n images.
+  // Work items: one (channel, level) pair covers all n images; k indexes input.channels.
   const pairs: [number, number][] = [];
-  for (let c = 0; c < channels; c++) for (let l = 0; l < levels.length; l++) pairs.push([c, l]);
+  input.channels.forEach((_, k) => levels.forEach((_, l) => pairs.push([k, l])));
   const perRun = Math.max(1, Math.floor(input.batchRows / n));
-  // flips[c][l][label] and rises[c][l][label]
-  const flips = Array.from({ length: channels }, () => levels.map(() => new Float64Array(classes)));
-  const rises = Array.from({ length: channels }, () => levels.map(() => new Float32Array(classes)));
-  for (let s = 0; s < pairs.length; s += perRun) {
-    if (input.signal?.aborted) throw new CancelledError();
-    const chunk = pairs.slice(s, s + perRun);
-    const p = chunk.length;
-    const [pred, rise] = tf.tidy(() => {
-      const onehot = new Float32Array(p * channels);
-      const value = new Float32Array(p * channels);
-      chunk.forEach(([c, l], i) => {
-        onehot[i * channels + c] = 1;
-        value[i * channels + c] = levels[l];
+  const flips = new Float64Array(input.channels.length * levels.length * classes);
+  const rises = new Float32Array(flips.length);
+  try {
+    for (let s = 0; s < pairs.length; s += perRun) {
+      // Let the event loop run (a cancel, or another shard's reply arriving in this process).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (input.signal?.aborted) throw new CancelledError();
+      const chunk = pairs.slice(s, s + perRun);
+      const p = chunk.length;
+      const [pred, rise] = tf.tidy(() => {
+        const onehot = new Float32Array(p * channels);
+        const value = new Float32Array(p * channels);
+        chunk.forEach(([k, l], i) => {
+          onehot[i * channels + input.channels[k]] = 1;
+          value[i * channels + input.channels[k]] = levels[l];
+        });
+        // rows (pair, image): cache with one channel replaced by a constant
+        const keep = tf.reshape(tf.sub(1, tf.tensor(onehot, [p, 1, 1, 1, channels])), [p, 1, 1, 1, channels]);
+        const set = tf.tensor(value, [p, 1, 1, 1, channels]);
+        const rows = tf.reshape(tf.add(tf.mul(tf.expandDims(cache, 0), keep), set), [p * n, h, w, channels]);
+        const logits = top.logits(undefined, new Map([[cachePoint, rows]]));
+        const meanRise = tf.mean(tf.sub(tf.reshape(logits, [p, n, classes]), tf.expandDims(cleanLogits, 0)), 1);
+        return [tf.argMax(logits, 1), meanRise];
       });
-      // rows (pair, image): cache with one channel replaced by a constant
-      const keep = tf.reshape(tf.sub(1, tf.tensor(onehot, [p, 1, 1, 1, channels])), [p, 1, 1, 1, channels]);
-      const set = tf.tensor(value, [p, 1, 1, 1, channels]);
-      const rows = tf.reshape(tf.add(tf.mul(tf.expandDims(cache, 0), keep), set), [p * n, h, w, channels]);
-      const logits = top.logits(undefined, new Map([[cachePoint, rows]]));
-      const meanRise = tf.mean(tf.sub(tf.reshape(logits, [p, n, classes]), tf.expandDims(cleanLogits, 0)), 1);
-      return [tf.argMax(logits, 1), meanRise];
-    });
-    const predV = await pred.data() as Int32Array;
-    const riseV = await rise.data() as Float32Array;
-    tf.dispose([pred, rise]);
-    chunk.forEach(([c, l], i) => {
-      for (let k = 0; k < n; k++) {
-        const label = predV[i * n + k];
-        if (label !== cleanPred[k]) flips[c][l][label]++;
-      }
-      rises[c][l].set(riseV.subarray(i * classes, (i + 1) * classes));
-    });
-    input.progress?.(Math.min(pairs.length, s + p), pairs.length);
+      const predV = await pred.data() as Int32Array;
+      const riseV = await rise.data() as Float32Array;
+      tf.dispose([pred, rise]);
+      chunk.forEach(([k, l], i) => {
+        const at = (k * levels.length + l) * classes;
+        for (let j = 0; j < n; j++) {
+          const label = predV[i * n + j];
+          if (label !== cleanPred[j]) flips[at + label]++;
+        }
+        rises.set(riseV.subarray(i * classes, (i + 1) * classes), at);
+      });
+      input.progress?.(Math.min(pairs.length, s + p), pairs.length);
+    }
+  } finally {
+    cleanLogits.dispose();
   }
-  cleanLogits.dispose();
+  return { channels: input.channels, flips, rises };
+}
 
+/** Every channel's strongest push, and the labels ranked by it, from the responses of all channels. */
+export function summarise(responses: ChannelResponses[], layerMax: number, classes: number, cleanPred: Int32Array): StimulationResult {
+  const levels = levelsFor(layerMax);
+  // Per label, how many images were not already predicted as it (the denominator of its flip rate).
+  const notAlready = new Float64Array(classes).fill(cleanPred.length);
+  for (const p of cleanPred) notAlready[p]--;
   const strongest = new Float64Array(classes); // per label, the best flip rate any channel gives it
   const out: ScanChannel[] = [];
-  for (let c = 0; c < channels; c++) {
-    let best = { label: 0, level: 0, rate: -1, rise: -Infinity };
-    levels.forEach((_, l) => {
-      for (let label = 0; label < classes; label++) {
-        const r = rises[c][l][label];
-        // ABS looks for channels that elevate a label: flips to a label whose logit did not rise
-        // (other labels fell, e.g. with the channel switched off) are not counted.
-        const rate = notAlready[label] > 0 && r > 0 ? flips[c][l][label] / notAlready[label] : 0;
-        strongest[label] = Math.max(strongest[label], rate);
-        // The lowest level reaching the highest flip rate; at that level, the label whose logit rose most.
-        if (rate > best.rate || (rate === best.rate && l === best.level && r > best.rise)) best = { label, level: l, rate, rise: r };
-      }
-    });
-    const r = rises[c][best.level];
-    let other = -Infinity;
-    for (let label = 0; label < classes; label++) if (label !== best.label) other = Math.max(other, r[label]);
-    out.push({
-      channel: c,
-      label: best.label,
-      flipRate: best.rate,
-      level: levels[best.level],
-      logitRise: best.rise,
-      elevation: best.rise - other,
-      compromised: best.rate >= COMPROMISED_FLIP_RATE,
+  for (const { channels, flips, rises } of responses) {
+    channels.forEach((c, k) => {
+      const at = (l: number) => (k * levels.length + l) * classes;
+      let best = { label: 0, level: 0, rate: -1, rise: -Infinity };
+      levels.forEach((_, l) => {
+        for (let label = 0; label < classes; label++) {
+          const r = rises[at(l) + label];
+          // ABS looks for channels that elevate a label: flips to a label whose logit did not rise
+          // (other labels fell, e.g. with the channel switched off) are not counted.
+          const rate = notAlready[label] > 0 && r > 0 ? flips[at(l) + label] / notAlready[label] : 0;
+          strongest[label] = Math.max(strongest[label], rate);
+          // The lowest level reaching the highest flip rate; at that level, the label whose logit rose most.
+          if (rate > best.rate || (rate === best.rate && l === best.level && r > best.rise)) best = { label, level: l, rate, rise: r };
+        }
+      });
+      let other = -Infinity;
+      for (let label = 0; label < classes; label++) if (label !== best.label) other = Math.max(other, rises[at(best.level) + label]);
+      out.push({
+        channel: c,
+        label: best.label,
+        flipRate: best.rate,
+        level: levels[best.level],
+        logitRise: best.rise,
+        elevation: best.rise - other,
+        compromised: best.rate >= COMPROMISED_FLIP_RATE,
+      });
     });
   }
+  out.sort((a, b) => a.channel - b.channel);
   // Labels by their strongest flip rate, then by the largest elevation a channel gives them.
   const elevationOf = new Float64Array(classes).fill(-Infinity);
   for (const ch of out) elevationOf[ch.label] = Math.max(elevationOf[ch.label], ch.elevation);
   const ranked = Array.from({ length: classes }, (_, i) => i)
     .sort((a, b) => strongest[b] - strongest[a] || elevationOf[b] - elevationOf[a] || a - b);
   return { channels: out, levels: LEVELS.slice(), layerMax, ranked };
+}
+
+/** The largest value any channel takes on the clean images. */
+export async function layerMaxOf(cache: tf.Tensor): Promise<number> {
+  const t = tf.max(cache);
+  const v = (await t.data())[0];
+  t.dispose();
+  return v;
+}
+
+/** Stimulation of every channel in this process. */
+export async function stimulate(input: Omit<ResponseInput, 'levels' | 'channels'>): Promise<StimulationResult> {
+  const layerMax = await layerMaxOf(input.cache);
+  const channels = Array.from({ length: input.cache.shape[3] }, (_, c) => c);
+  const r = await respond({ ...input, levels: levelsFor(layerMax), channels });
+  return summarise([r], layerMax, r.rises.length / (channels.length * LEVELS.length), input.cleanPred);
 }
