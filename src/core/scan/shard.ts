@@ -1,6 +1,8 @@
-// A scan shard reconstructs triggers for the labels it is handed, one at a
-// time, on its own copy of the model and images. The scan runs one per core
-// (wasm is single-threaded in Node), in this process or in shard processes.
+// A scan shard does the share of the scan it is handed, one item at a time, on
+// its own copy of the model and images: a group of channels to stimulate, a
+// channel's trigger to reverse, a label's trigger to reconstruct. The scan runs
+// one per core (wasm is single-threaded in Node), in this process or in shard
+// processes.
 import * as tf from '@tensorflow/tfjs-core';
 import { openDataset, type DataSource } from '../data/dataset';
 import { loadRunnable } from '../runnable';
