@@ -1,6 +1,7 @@
 // The scan on real models: gradients against finite differences, the verdicts
-// on the demo BadNet, its clean twin and the lab's BadNet, cancel, and the
-// audit with a reconstructed trigger against plain inference.
+// on the demo BadNet, its clean twin and the lab's BadNet, cancel, the audit
+// with a reconstructed trigger against plain inference, and the stimulation
+// shared out over shards against one pass.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -8,9 +9,10 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { openDataset } from '../../src/core/data/dataset';
 import { readTrigger, stamp, writeTrigger, type Trigger } from '../../src/core/data/trigger';
+import { makePlan } from '../../src/core/audit/plan';
 import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
-import { stimulate } from '../../src/core/scan/stimulate';
+import { layerMaxOf, levelsFor, respond, stimulate, summarise } from '../../src/core/scan/stimulate';
 import { lossAndGrads } from '../../src/core/scan/trigger';
 import { anomalyIndices, decide, rateLowerBound, works } from '../../src/core/scan/verdict';
 import type { AuditReport, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
@@ -269,6 +271,30 @@ test('stimulation on the hand-made tiny BadNet: flip rates, levels, logit rises 
     { channel: 2, label: 0, flipRate: 1, level: 2, logitRise: 20, elevation: 20, compromised: true },
   ]);
   assert.deepEqual(r.ranked, [0, 1, 2], 'equal flip rates: ranked by elevation');
+  tf.dispose([x, cache]);
+  top.dispose();
+  net.dispose();
+});
+
+test('stimulation shared out in channel groups, in any order, gives what one pass over every channel gives (demo BadNet)', { skip: needsDemo }, async () => {
+  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, 'wasm');
+  const top = new InputGradient(net);
+  const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
+  const x = tf.tensor4d(src.read(0, 20), [20, ...net.graph.inputShape] as [number, number, number, number]);
+  src.close();
+  const { cachePoint } = makePlan(net, 'pool');
+  const cache = net.run(x, [cachePoint]).get(cachePoint) as tf.Tensor4D;
+  const cleanPred = Int32Array.from(await tf.argMax(net.run(x, [net.outputName]).get(net.outputName)!, 1).data());
+  const whole = await stimulate({ top, cachePoint, cache, cleanPred, batchRows: 512 });
+  const channels = cache.shape[3];
+  const layerMax = await layerMaxOf(cache);
+  const groups = [[5, 1], Array.from({ length: channels - 7 }, (_, i) => i + 7), [0, 2, 3, 4, 6]];
+  const parts = [];
+  for (const g of groups) parts.push(await respond({ top, cachePoint, cache, cleanPred, levels: levelsFor(layerMax), channels: g, batchRows: 300 }));
+  const split = summarise(parts, layerMax, net.classes, cleanPred);
+  assert.deepEqual(split.channels, whole.channels);
+  assert.deepEqual(split.ranked, whole.ranked);
+  assert.ok(whole.channels.some((c) => c.flipRate > 0), 'some channel flips some image');
   tf.dispose([x, cache]);
   top.dispose();
   net.dispose();
