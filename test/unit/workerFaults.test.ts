@@ -149,6 +149,21 @@ test('watchdog: an HDF5 call that never returns kills its process with a marker 
   assert.equal(stuckFile(r.stderr), '/data/looping.h5');
 });
 
+test('watchdog: a call slowed without using CPU (a busy machine) is left alone', () => {
+  // The call sleeps 3 s against a 1 s limit: long in wall time, nearly no CPU.
+  const src = (f: string) => path.join(repoRoot, 'src', f);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+    import { startH5Watchdog } from '${src('worker/watchdog.ts')}';
+    import { guard } from '${src('core/h5/file.ts')}';
+    startH5Watchdog(1);
+    guard('/data/slow.h5', 'reading', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3000));
+    console.log('returned');
+  `], { encoding: 'utf8', timeout: 30000, cwd: repoRoot });
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.stdout.trim(), 'returned');
+  assert.equal(stuckFile(r.stderr), undefined);
+});
+
 test('a model file that sends HDF5 into an endless loop is a clear error naming it, not a hang', async () => {
   // Found by the fuzzer (seed 8, case 279): a weights-only tiny BadNet with 256
   // bytes zeroed at offset 2120; reading its "backend" attribute never returns.
