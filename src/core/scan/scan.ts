@@ -184,10 +184,10 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     // triggers (Neural Cleanse) for the top of the stimulation ranking and the calibration labels, and then any
     // other label a channel's trigger serves
     const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
-    const stimCandidates = stim.ranked.slice(0, Math.min(opts.labels, classes));
+    const stimCandidates = stim.ranked.slice(0, candidateCount);
     // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
     const others = stim.ranked.filter((l) => !stimCandidates.includes(l)).sort((a, b) => a - b);
-    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, Math.min(opts.calibration, others.length), opts.seed);
+    const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, calibrationCount, opts.seed);
     const planned = [...stimCandidates, ...calibration];
     type Item = { channel: number } | { label: number };
     const reversals = new Map<number, ChannelReversal>();

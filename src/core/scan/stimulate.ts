@@ -52,7 +52,6 @@ export interface ResponseInput {
   /** (channel, level, image) rows per run of the top */
   batchRows: number;
   signal?: AbortSignal;
-  progress?: (done: number, total: number) => void;
 }
 
 /** The levels for a layer whose largest clean value is `layerMax`. */
@@ -103,7 +102,6 @@ export async function respond(input: ResponseInput): Promise<ChannelResponses> {
         }
         rises.set(riseV.subarray(i * classes, (i + 1) * classes), at);
       });
-      input.progress?.(Math.min(pairs.length, s + p), pairs.length);
     }
   } finally {
     cleanLogits.dispose();
