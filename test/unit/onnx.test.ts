@@ -6,12 +6,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { runAudit } from '../../src/core/audit/audit';
 import { Shard } from '../../src/core/audit/shard';
 import { openDataset } from '../../src/core/data/dataset';
 import { preOf } from '../../src/core/model/onnx/translate';
 import { loadRunnable } from '../../src/core/runnable';
+import { InputGradient } from '../../src/core/scan/backprop';
 import type { AuditOptions, Backend } from '../../src/core/types';
+import { writeKerasModelH5 } from '../../src/core/h5/write';
 import { cliPath, demo, k3, lab, needsDemo, needsShared, repoRoot, tmpDir } from '../helpers';
 
 const ARCH = lab('bd_net_pruned45_keras2.15.h5');
@@ -62,6 +65,91 @@ test('keras3-small: ONNX Runtime\'s softmax within 1e-5 of Keras, pooled means t
       pool.forEach((v, i) => { means[i % c] += v / (pool.length / c); });
       means.forEach((v, ch) => assert.ok(Math.abs(v - expected.pool_b_channel_mean[ch]) < 1e-5, `${backend} ${model} pool_b mean ${ch}`));
     }
+  }
+});
+
+test('the scan\'s input gradients in one ONNX Runtime run equal the tfjs reverse pass (lab BadNet; keras3-small: rescaling, batch norm, average pool, ReLU layer, concatenate, shared inputs)', { skip: needsShared }, async () => {
+  for (const c of [
+    { model: lab('bd_weights.h5'), arch: ARCH, data: lab('faces_clean.h5'), inner: 'conv_3', label: 0 },
+    { model: k3('model.h5'), arch: undefined, data: k3('inputs.h5'), inner: 'conv_b', label: 3 },
+  ]) {
+    const { net } = await loadRunnable(c.model, c.arch, 'onnxruntime');
+    const src = await openDataset(c.data, net.graph.inputShape, net.classes);
+    const n = Math.min(src.info.count, 5);
+    const x = tf.tensor4d(src.read(0, n), [n, ...net.graph.inputShape] as [number, number, number, number]);
+    src.close();
+    for (const [head, seedOf] of [
+      [new InputGradient(net), () => ({ label: c.label })],
+      // Through the head's activation, seeded with random values so every channel and position counts.
+      [new InputGradient(net, { head: c.inner, throughHead: true }), (w: number) => ({ given: tf.randomNormal([n, w], 0, 1, 'float32', 7) as tf.Tensor2D })],
+    ] as const) {
+      assert.equal(head.engine, 'onnxruntime', `${c.model}: backward.ts expresses every layer`);
+      const seed = seedOf(head.width);
+      const ort = await head.gradientOf(x, seed);
+      const ref = head.gradient(x, (z) => ('given' in seed ? seed.given : tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([n], c.label, 'int32') as tf.Tensor1D, z.shape[1])), n) as tf.Tensor2D));
+      for (const key of ['logits', 'dx'] as const) {
+        const [a, b] = [ort[key].dataSync() as Float32Array, ref[key].dataSync() as Float32Array];
+        assert.ok(maxAbs(b) > 0, `${c.model} ${key} is not all zero`);
+        // Relative to the largest value: a wrong flip, layout or unpooling position is off by that much, not 1e-5.
+        assert.ok(maxDiff(a, b) / maxAbs(b) < 1e-5, `${c.model} ${key}: ${maxDiff(a, b)} of ${maxAbs(b)}`);
+      }
+      tf.dispose([ort.logits, ort.dx, ref.logits, ref.dx, ...('given' in seed ? [seed.given] : [])]);
+      head.dispose();
+    }
+    x.dispose();
+    net.dispose();
+  }
+});
+
+/** A small Keras model with strided, padded convolutions and random weights; `act` for its second conv. */
+async function stridedModel(file: string, act: string) {
+  const layer = (class_name: string, name: string, config: object, inbound: string | null) => ({
+    class_name, name, config: { name, trainable: true, dtype: 'float32', ...config }, inbound_nodes: inbound ? [[[inbound, 0, 0, {}]]] : [],
+  });
+  const conv = (name: string, filters: number, k: number, stride: number, padding: string, activation: string, inbound: string) =>
+    layer('Conv2D', name, { filters, kernel_size: [k, k], strides: [stride, stride], padding, data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation, use_bias: true }, inbound);
+  const config = JSON.stringify({
+    class_name: 'Functional',
+    config: {
+      name: 'strided', trainable: true,
+      layers: [
+        layer('InputLayer', 'input', { batch_input_shape: [null, 10, 8, 2], sparse: false, ragged: false }, null),
+        conv('conv_a', 4, 3, 2, 'same', 'relu', 'input'),
+        conv('conv_b', 5, 2, 2, 'valid', act, 'conv_a'),
+        layer('Flatten', 'flat', { data_format: 'channels_last' }, 'conv_b'),
+        layer('Dense', 'out', { units: 3, activation: 'softmax', use_bias: true }, 'flat'),
+      ],
+      input_layers: [['input', 0, 0]], output_layers: [['out', 0, 0]],
+    },
+    keras_version: '2.15.0', backend: 'tensorflow',
+  });
+  let seed = 1;
+  const random = (n: number) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5);
+  const w = (layerName: string, kernel: number[]) => ({ layer: layerName, weights: [
+    { name: `${layerName}/kernel:0`, shape: kernel, data: random(kernel.reduce((a, b) => a * b, 1)) },
+    { name: `${layerName}/bias:0`, shape: [kernel[kernel.length - 1]], data: random(kernel[kernel.length - 1]) },
+  ] });
+  // conv_a: 10x8 -> 5x4 ('same', stride 2: TF pads 0 above and 1 below, 0 left and 1 right); conv_b: 5x4 -> 2x2
+  // ('valid', stride 2: the last row is never read, so its gradient is 0): 20 inputs to the dense layer
+  await writeKerasModelH5(file, config, [w('conv_a', [3, 3, 2, 4]), w('conv_b', [2, 2, 4, 5]), w('out', [20, 3])]);
+}
+
+test('strided and padded convolutions: the ONNX gradient (transposed convolutions) equals tfjs\'s; an activation it does not express falls back to tfjs', async () => {
+  for (const [act, engine] of [['relu', 'onnxruntime'], ['elu', 'tfjs']] as const) {
+    const file = path.join(tmpDir(), `strided_${act}.h5`);
+    await stridedModel(file, act);
+    const { net } = await loadRunnable(file, undefined, 'onnxruntime');
+    const top = new InputGradient(net);
+    assert.equal(top.engine, engine, act);
+    const x = tf.randomUniform([3, 10, 8, 2], 0, 4, 'float32', 5) as tf.Tensor4D;
+    const ort = await top.gradientOf(x, { label: 2 });
+    const ref = top.gradient(x, (z) => tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([3], 2, 'int32') as tf.Tensor1D, 3)), 3) as tf.Tensor2D);
+    const [a, b] = [ort.dx.dataSync() as Float32Array, ref.dx.dataSync() as Float32Array];
+    assert.ok(maxAbs(b) > 0);
+    assert.ok(maxDiff(a, b) / maxAbs(b) < 1e-5, `${act}: ${maxDiff(a, b)} of ${maxAbs(b)}`);
+    tf.dispose([x, ort.dx, ort.logits, ref.dx, ref.logits]);
+    top.dispose();
+    net.dispose();
   }
 });
 

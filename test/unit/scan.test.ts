@@ -23,26 +23,31 @@ import { writeTinyBadNet } from '../tinyBadNet';
 // A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
 const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
 // Misses with the papers' thresholds (numbers in the README's Scan section); the tests state the required outcome.
-const MISS_PATCH = 'patch BadNet: label 7 has by far the smallest mask (L1 11.9, next 52.8, median 119.9) but anomaly index 1.84 <= 2; 21 channels flip >= 90% of images under stimulation, most to 7, but no reversed channel\'s own trigger sends held-out images to 7 (best: 62.2% to label 1)';
-const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit (label 0 L1 27.6, anomaly index 1.65); channel 11 (stimulated: 0) has a trigger that turns both held-out faces into label 708, 2 of 2: too few to call';
+const MISS_PATCH = 'patch BadNet: label 7 has by far the smallest mask (onnxruntime: L1 12.5, next 52.7, median 120.0) but anomaly index 1.82 <= 2 (wasm: 1.84); 21 channels flip >= 90% of images to 7 or others under stimulation, but no reversed channel\'s own trigger sends held-out images to 7 (best: 63.3% to label 1)';
+const MISS_LAB = 'lab BadNet on 5 faces: 3 optimisation images overfit (onnxruntime: labels 793 and 0 have index 2.15 and 2.13, wasm: label 0 1.65, but their triggers turn 0 and 1 of the 2 held-out faces); channel 11 (stimulated: 0) has a trigger that turns both held-out faces into label 708, 2 of 2: too few to call';
+
+// The gradients run on ONNX Runtime where it loads (the default) and on tfjs otherwise: float noise apart, the same
+// steps, so each verdict (and cancel) is checked on both.
+const VERDICT_BACKENDS = ['onnxruntime', 'wasm'] as const;
 
 const scanOpts = (o: Pick<ScanOptions, 'model' | 'clean' | 'out'> & Partial<ScanOptions>): ScanOptions => ({
   images: 200, labels: 3, calibration: 20, seed: 1, batchSize: 256, backend: 'wasm', ...o,
 });
 
-test('loss gradient w.r.t. mask and pattern parameters equals central finite differences', { skip: needsDemo }, async () => {
-  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, 'wasm');
+for (const backend of ['wasm', 'onnxruntime'] as const) test(`${backend}: loss gradient w.r.t. mask and pattern parameters equals central finite differences`, { skip: needsDemo }, async () => {
+  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, backend);
   const top = new InputGradient(net);
+  assert.equal(top.engine, backend === 'wasm' ? 'tfjs' : 'onnxruntime');
   const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
   const x = tf.tensor4d(src.read(0, 3), [3, 55, 47, 3]);
   src.close();
   const a = tf.randomUniform([55, 47, 1], -1, 1, 'float32', 3);
   const b = tf.randomUniform([55, 47, 3], -1, 1, 'float32', 4);
   const cost = 1e-3, label = 7;
-  const r = lossAndGrads(top, x, label, a, b, cost, 0, 255);
+  const r = await lossAndGrads(top, x, label, a, b, cost, 0, 255);
   const ga = await r.ga.data() as Float32Array, gb = await r.gb.data() as Float32Array;
   const loss = async (a2: tf.Tensor, b2: tf.Tensor) => {
-    const q = lossAndGrads(top, x, label, a2, b2, cost, 0, 255);
+    const q = await lossAndGrads(top, x, label, a2, b2, cost, 0, 255);
     const v = (await q.loss.data())[0];
     tf.dispose(Object.values(q));
     return v;
@@ -82,19 +87,18 @@ test('anomaly index: the small side is positive, scaled by 1.4826 MAD', () => {
   assert.deepEqual(anomalyIndices([5, 5, 5]), [0, 0, 0]);
 });
 
-test('inner head: the gradient of a conv channel\'s mean equals central finite differences', { skip: needsDemo }, async () => {
-  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, 'wasm');
+for (const backend of ['wasm', 'onnxruntime'] as const) test(`${backend}: inner head: the gradient of a conv channel\'s mean equals central finite differences`, { skip: needsDemo }, async () => {
+  const { net } = await loadRunnable(demo('bd_net.h5'), undefined, backend);
   const inner = new InputGradient(net, { head: 'conv_3' });
+  assert.equal(inner.engine, backend === 'wasm' ? 'tfjs' : 'onnxruntime');
   const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
   const x = tf.tensor4d(src.read(0, 2), [2, 55, 47, 3]);
   src.close();
   const C = 48;
   const channelMean = (z: tf.Tensor) => tf.mean(tf.gather(tf.reshape(z, [-1, C]), 4, 1));
-  const { logits, dx } = inner.gradient(x, (z) => {
-    const positions = z.shape[1] / C;
-    const seed = tf.div(tf.oneHot(tf.fill([positions], 4, 'int32') as tf.Tensor1D, C), 2 * positions);
-    return tf.tile(tf.reshape(seed, [1, z.shape[1]]), [2, 1]) as tf.Tensor2D;
-  });
+  const positions = inner.width / C;
+  const seed = tf.tidy(() => tf.tile(tf.reshape(tf.div(tf.oneHot(tf.fill([positions], 4, 'int32') as tf.Tensor1D, C), 2 * positions), [1, inner.width]), [2, 1]) as tf.Tensor2D);
+  const { logits, dx } = await inner.gradientOf(x, { given: seed });
   assert.equal(logits.shape[1] % C, 0);
   const g = await dx.data() as Float32Array;
   const base = await x.data() as Float32Array;
@@ -111,7 +115,7 @@ test('inner head: the gradient of a conv channel\'s mean equals central finite d
     const fd = (await f(plus) - await f(minus)) / 1;
     assert.ok(Math.abs(fd - g[i]) <= 0.05 * Math.abs(g[i]) + 1e-5, `x[${i}]: analytic ${g[i]}, finite difference ${fd}`);
   }
-  tf.dispose([x, logits, dx]);
+  tf.dispose([x, logits, dx, seed]);
   inner.dispose();
   net.dispose();
 });
@@ -155,9 +159,9 @@ async function scan(opts: ScanOptions, onProgress?: (p: ScanProgress) => void, s
   return runJob<ScanReport>({ kind: 'scan', options: opts }, { workerPath, onProgress, signal });
 }
 
-test('demo BadNet: backdoor, target 0, with its trigger files', { skip: needsDemo || slow }, async () => {
+for (const backend of VERDICT_BACKENDS) test(`demo BadNet: backdoor, target 0, with its trigger files (${backend})`, { skip: needsDemo || slow }, async () => {
   const out = path.join(tmpDir(), 'bd.scan');
-  const r = await scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out }));
+  const r = await scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out, backend }));
   assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
   assert.equal(r.targets[0].label, 0);
   assert.ok(r.targets[0].foundBy.length > 0);
@@ -171,25 +175,25 @@ test('demo BadNet: backdoor, target 0, with its trigger files', { skip: needsDem
   assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'scan.json'), 'utf8')).targets, r.targets);
 });
 
-test('demo clean twin: clean', { skip: needsDemo || (existsSync(demo('clean_net.h5')) ? false : 'needs demo/clean_net.h5') || slow }, async () => {
+for (const backend of VERDICT_BACKENDS) test(`demo clean twin: clean (${backend})`, { skip: needsDemo || (existsSync(demo('clean_net.h5')) ? false : 'needs demo/clean_net.h5') || slow }, async () => {
   const out = path.join(tmpDir(), 'clean.scan');
-  const r = await scan(scanOpts({ model: demo('clean_net.h5'), clean: demo('valid.h5'), out }));
+  const r = await scan(scanOpts({ model: demo('clean_net.h5'), clean: demo('valid.h5'), out, backend }));
   assert.equal(r.verdict, 'clean', r.evidence.join('\n'));
   assert.deepEqual(r.targets, []);
   assert.ok(r.channelTriggers.every((t) => t.attackRate < 0.9 && t.maskL1 <= 0.06 * 55 * 47 + 1e-3));
 });
 
-test('second demo BadNet (5×5 corner patch, target 7): backdoor, target 7', { skip: needsDemo || (existsSync(demo('bd_net_patch.h5')) ? false : 'needs demo/bd_net_patch.h5') || slow, todo: MISS_PATCH }, async () => {
+for (const backend of VERDICT_BACKENDS) test(`second demo BadNet (5×5 corner patch, target 7): backdoor, target 7 (${backend})`, { skip: needsDemo || (existsSync(demo('bd_net_patch.h5')) ? false : 'needs demo/bd_net_patch.h5') || slow, todo: MISS_PATCH }, async () => {
   const out = path.join(tmpDir(), 'patch.scan');
-  const r = await scan(scanOpts({ model: demo('bd_net_patch.h5'), clean: demo('valid.h5'), out }));
+  const r = await scan(scanOpts({ model: demo('bd_net_patch.h5'), clean: demo('valid.h5'), out, backend }));
   assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
   assert.equal(r.targets[0].label, 7);
 });
 
-test('lab BadNet with only the 5 clean fixture faces: backdoor, target 0', { skip: needsShared || slow, todo: MISS_LAB }, async () => {
+for (const backend of VERDICT_BACKENDS) test(`lab BadNet with only the 5 clean fixture faces: backdoor, target 0 (${backend})`, { skip: needsShared || slow, todo: MISS_LAB }, async () => {
   const out = path.join(tmpDir(), 'lab.scan');
   const r = await scan(scanOpts({
-    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'), clean: lab('faces_clean.h5'), out,
+    model: lab('bd_weights.h5'), arch: lab('bd_net_pruned45_keras2.15.h5'), clean: lab('faces_clean.h5'), out, backend,
   }));
   assert.equal(r.images, 5);
   assert.equal(r.classes, 1283);
@@ -198,11 +202,11 @@ test('lab BadNet with only the 5 clean fixture faces: backdoor, target 0', { ski
   assert.equal(r.targets[0].label, 0);
 });
 
-test('cancelling a scan leaves no folder and no partial', { skip: needsDemo }, async () => {
+for (const backend of VERDICT_BACKENDS) test(`cancelling a scan leaves no folder and no partial (${backend})`, { skip: needsDemo }, async () => {
   const dir = tmpDir();
   const out = path.join(dir, 'cancel.scan');
   const ac = new AbortController();
-  await assert.rejects(scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out, images: 40 }), (p) => {
+  await assert.rejects(scan(scanOpts({ model: demo('bd_net.h5'), clean: demo('valid.h5'), out, images: 40, backend }), (p) => {
     if (p.phase === 'trigger') ac.abort();
   }, ac.signal), JobCancelled);
   assert.deepEqual(readdirSync(dir), []);

@@ -52,7 +52,7 @@ export async function initBackend(want?: Backend | 'auto'): Promise<Backend> {
   }
 }
 
-/** ONNX Runtime runs the forward passes; tfjs (wasm, else cpu) builds the Net and runs what needs gradients. */
+/** ONNX Runtime runs the forward passes and the scan's input gradients; tfjs (wasm, else cpu) builds the Net and runs training and the rest. */
 async function tryOnnx(): Promise<boolean> {
   return (await loadOnnxRuntime()) && ((await tryWasm()) || (await tf.setBackend('cpu')));
 }

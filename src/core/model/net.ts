@@ -115,6 +115,21 @@ export class Net {
     return this.run(x, [this.outputName]).get(this.outputName) as tf.Tensor2D;
   }
 
+  /** `name` and every layer it depends on, each after its inputs. */
+  layersUpTo(name: string): LayerNode[] {
+    const order: LayerNode[] = [];
+    const seen = new Set<string>();
+    const visit = (n: string) => {
+      if (seen.has(n)) return;
+      seen.add(n);
+      const node = this.byName.get(n)!;
+      node.inbound.forEach(visit);
+      order.push(node);
+    };
+    visit(name);
+    return order;
+  }
+
   /** Layers that must be recomputed when `name`'s output changes (all that depend on it). */
   downstreamOf(name: string): Set<string> {
     const out = new Set<string>();

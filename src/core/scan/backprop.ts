@@ -4,14 +4,20 @@
 // for the filter gradient, a kernel wasm lacks. The weights are fixed here, so
 // each layer needs only its input-side rule, written with kernels every
 // backend has. The last layer's softmax/sigmoid is left out: callers get logits.
+// Where the model runs on ONNX Runtime, gradientOf() runs the same rules there
+// (model/onnx/backward.ts), about three times as fast.
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../errors';
 import type { LayerNode } from '../keras/config';
 import { activationName, pair } from '../model/layers';
 import type { Net } from '../model/net';
+import type { GradientSpec } from '../model/onnx/backward';
 import { registerWasmKernels } from '../model/wasmKernels';
 
 type Backward = (xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor) => tf.Tensor[];
+
+/** dL/dlogits: the mean cross-entropy's towards `label`, or one given (N, logits). */
+export type Seed = { label: number } | { given: tf.Tensor2D };
 
 /** dL/d(pre-activation) from dL/d(activation output), given the output y (and input z when needed). */
 function activationGrad(name: string, layer: string): (y: tf.Tensor, dy: tf.Tensor, z?: tf.Tensor) => tf.Tensor {
@@ -43,6 +49,8 @@ export class InputGradient {
   private readonly head: LayerNode;
   private readonly headLogits: (xs: tf.Tensor[]) => tf.Tensor2D;
   private readonly throughHead: boolean;
+  /** the gradient's ONNX graph, when the model runs on ONNX Runtime and backward.ts expresses it */
+  private readonly onnxSpec?: Omit<GradientSpec, 'seed'>;
 
   /**
    * `head`: differentiate that layer's output instead of the logits; `throughHead`: pass the gradient
@@ -53,15 +61,8 @@ export class InputGradient {
     // Our wasm kernels for the transposed products, stride-1 conv2dTranspose and max-pool gradients below
     // (a 16-image step on the lab network: ~50 → ~36 ms).
     registerWasmKernels();
-    const seen = new Set<string>();
-    const visit = (name: string) => {
-      if (seen.has(name)) return;
-      seen.add(name);
-      const node = net.byName.get(name)!;
-      node.inbound.forEach(visit);
-      this.order.push(node);
-    };
-    visit(headName);
+    this.order.push(...net.layersUpTo(headName));
+    const seen = new Set(this.order.map((n) => n.name));
     this.head = net.byName.get(headName)!;
     // A ReLU conv read only by a max pool: its ReLU mask is applied to the (4x smaller) pooled gradient instead.
     // Exact: the pool sends each window's gradient to one maximum, which is > 0 exactly when the pooled value is.
@@ -76,6 +77,22 @@ export class InputGradient {
     for (const node of this.order) if (node !== this.head) this.backward.set(node.name, this.build(node, false));
     this.backward.set(this.head.name, this.build(this.head, true));
     this.headLogits = this.logitsFn(this.head);
+    const spec = { head: headName, throughHead };
+    if (net.onnx) {
+      const why = net.onnx.cannotDifferentiate({ ...spec, seed: 'given' });
+      if (why) console.warn(`backdoor-audit: ${net.model.file}: ONNX Runtime cannot run ${why}; the scan's gradients run on tfjs`);
+      else this.onnxSpec = spec;
+    }
+  }
+
+  /** Values per image in the logits (the head's output, flat). */
+  get width(): number {
+    return this.net.shapes.get(this.head.name)!.reduce((a, c) => a * c, 1);
+  }
+
+  /** Where gradientOf() runs. */
+  get engine(): 'onnxruntime' | 'tfjs' {
+    return this.onnxSpec ? 'onnxruntime' : 'tfjs';
   }
 
   private upload(node: LayerNode, name: string): tf.Tensor {
@@ -266,6 +283,26 @@ export class InputGradient {
       return [logits, grads.get(inputName) ?? tf.zerosLike(x)];
     });
     return { logits: logits as tf.Tensor2D, dx: dx as tf.Tensor4D };
+  }
+
+  /**
+   * gradient() with the seed as data: in one ONNX Runtime run where the model runs there, else on tfjs.
+   * Returns the logits and dL/dx; the caller owns both.
+   */
+  async gradientOf(x: tf.Tensor4D, seed: Seed): Promise<{ logits: tf.Tensor2D; dx: tf.Tensor4D }> {
+    const n = x.shape[0];
+    if (!this.onnxSpec || !this.net.onnx) {
+      return this.gradient(x, (z) => ('given' in seed ? seed.given : tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([n], seed.label, 'int32') as tf.Tensor1D, z.shape[1])), n) as tf.Tensor2D));
+    }
+    let target: Float32Array;
+    if ('given' in seed) target = await seed.given.data() as Float32Array;
+    else {
+      target = new Float32Array(n * this.width);
+      for (let i = 0; i < n; i++) target[i * this.width + seed.label] = 1;
+    }
+    const spec: GradientSpec = { ...this.onnxSpec, seed: 'given' in seed ? 'given' : 'cross-entropy' };
+    const { logits, dx } = await this.net.onnx.gradient(spec, await x.data() as Float32Array, n, target);
+    return { logits: tf.tensor2d(logits, [n, logits.length / n]), dx: tf.tensor4d(dx, x.shape) };
   }
 
   dispose() {

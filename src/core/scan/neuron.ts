@@ -60,6 +60,8 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
   const { inner, images } = input;
   const [n, h, w, c] = images.shape;
   const bound = MAX_TRIGGER_AREA * h * w;
+  // positions of the channel's map: the inner head's output is (positions × channels), flat
+  const positions = inner.width / input.channels;
   const random = rng(s.seed * 104729 + channel);
   // Start inside the bound (m ≈ 0.05 everywhere), the pattern random inside the value range.
   let a: tf.Tensor = tf.tensor(Float32Array.from({ length: h * w }, () => Math.atanh(0.8 * random() - 0.4) - 1.5), [h, w, 1]);
@@ -73,16 +75,17 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (input.signal?.aborted) throw new CancelledError();
       const idx = nextBatch();
-      const r = tf.tidy(() => {
+      const { x, m, p, stamped, seed } = tf.tidy(() => {
         const x = tf.gather(images, idx) as tf.Tensor4D;
         const { m, p } = maskAndPattern(a, b, s.low, s.high);
         // loss = -(the channel's mean over images and positions, before its activation); the head's output comes
         // flat, channels last.
-        const { logits: flat, dx } = inner.gradient(stampTensor(x, m, p), (z) => {
-          const positions = z.shape[1] / input.channels;
-          const seed = tf.div(tf.oneHot(tf.fill([positions], channel, 'int32') as tf.Tensor1D, input.channels), -(idx.length * positions));
-          return tf.tile(tf.reshape(seed, [1, z.shape[1]]), [z.shape[0], 1]) as tf.Tensor2D;
-        });
+        const flatOne = tf.div(tf.oneHot(tf.fill([positions], channel, 'int32') as tf.Tensor1D, input.channels), -(idx.length * positions));
+        const seed = tf.tile(tf.reshape(flatOne, [1, positions * input.channels]), [idx.length, 1]) as tf.Tensor2D;
+        return { x, m, p, stamped: stampTensor(x, m, p), seed };
+      });
+      const { logits: flat, dx } = await inner.gradientOf(stamped, { given: seed });
+      const r = tf.tidy(() => {
         const activation = tf.mean(tf.gather(tf.reshape(flat, [-1, input.channels]), channel, 1));
         const l1 = tf.sum(m);
         // A mask over the bound is pushed back below it. Adam scales each step to the gradient's size, so the
@@ -92,6 +95,7 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
         const { ga, gb } = throughTanh(tf.add(pull, push), gp, a, b, s.low, s.high);
         return { activation, l1, ga, gb };
       });
+      tf.dispose([x, m, p, stamped, seed, flat, dx]);
       const [act, l1] = [(await r.activation.data())[0], (await r.l1.data())[0]];
       // Keep the most exciting trigger inside the bound (measured before this step's update).
       if (l1 <= bound && (!best || act > best.activation)) {

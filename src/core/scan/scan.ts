@@ -3,6 +3,7 @@
 // the audit's layer) screens labels cheaply, as K-Arm advises for models with
 // many labels; trigger reconstruction then decides, per Neural Cleanse.
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { PNG } from 'pngjs';
@@ -153,8 +154,8 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
     const settings: ReconstructSettings = { steps: STEPS, batch: BATCH, seed: opts.seed, low, high };
     shardsReady = Promise.all(shards.map((s) => s.init({
-      model: opts.model, arch: opts.arch, backend: opts.backend, clean: opts.clean, optimise, heldOut, heldOutLabels, settings,
-      conv: plan.conv, channels: plan.channels,
+      model: opts.model, arch: opts.arch, backend: opts.backend, threads: Math.max(1, Math.floor(os.availableParallelism() / shards.length)),
+      clean: opts.clean, optimise, heldOut, heldOutLabels, settings, conv: plan.conv, channels: plan.channels,
     })));
     // Awaited below (and before the shards are disposed); a failure must not go unhandled meanwhile.
     shardsReady.catch(() => undefined);

@@ -17,6 +17,8 @@ export interface ScanShardInit {
   model: string;
   arch?: string;
   backend?: Backend;
+  /** ONNX Runtime threads in this shard (the shards split the cores) */
+  threads?: number;
   clean: string;
   /** images the trigger is optimised on */
   optimise: number[];
@@ -77,7 +79,7 @@ export class ScanShard implements ScanShardApi {
   private abort = new AbortController();
 
   async init(req: ScanShardInit): Promise<void> {
-    const { net } = await loadRunnable(req.model, req.arch, req.backend);
+    const { net } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads });
     this.net = net;
     this.top = new InputGradient(net);
     this.inner = new InputGradient(net, { head: req.conv, throughHead: true });

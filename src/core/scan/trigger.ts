@@ -103,24 +103,26 @@ export async function stampedPredictions(top: InputGradient, images: tf.Tensor4D
  * The loss NC minimises, mean cross-entropy to `label` + λ·|m|₁, and its
  * gradient with respect to the mask and pattern parameters a (H, W, 1), b (H, W, C).
  */
-export function lossAndGrads(top: InputGradient, x: tf.Tensor4D, label: number, a: tf.Tensor, b: tf.Tensor, cost: number, low: number, high: number) {
-  return tf.tidy(() => {
-    const n = x.shape[0];
+export async function lossAndGrads(top: InputGradient, x: tf.Tensor4D, label: number, a: tf.Tensor, b: tf.Tensor, cost: number, low: number, high: number) {
+  const { m, p, stamped } = tf.tidy(() => {
     const { m, p } = maskAndPattern(a, b, low, high);
-    const stamped = stampTensor(x, m, p);
-    const { logits, dx } = top.gradient(stamped, (z) => {
-      const target = tf.oneHot(tf.fill([n], label, 'int32') as tf.Tensor1D, z.shape[1]);
-      return tf.div(tf.sub(tf.softmax(z), target), n) as tf.Tensor2D;
-    });
-    const target = tf.oneHot(tf.fill([n], label, 'int32') as tf.Tensor1D, logits.shape[1]);
-    const ce = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), target), 1)));
-    const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), label), 'float32'));
-    const { gm, gp } = maskPatternGrads(dx, x, m, p);
-    const { ga, gb } = throughTanh(tf.add(gm, cost), gp, a, b, low, high);
-    const l1 = tf.sum(m);
-    const loss = tf.add(ce, tf.mul(l1, cost));
-    return { loss: loss as tf.Scalar, ce: ce as tf.Scalar, l1: l1 as tf.Scalar, hits: hits as tf.Scalar, ga, gb };
+    return { m, p, stamped: stampTensor(x, m, p) };
   });
+  const { logits, dx } = await top.gradientOf(stamped, { label });
+  try {
+    return tf.tidy(() => {
+      const target = tf.oneHot(tf.fill([x.shape[0]], label, 'int32') as tf.Tensor1D, logits.shape[1]);
+      const ce = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), target), 1)));
+      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), label), 'float32'));
+      const { gm, gp } = maskPatternGrads(dx, x, m, p);
+      const { ga, gb } = throughTanh(tf.add(gm, cost), gp, a, b, low, high);
+      const l1 = tf.sum(m);
+      const loss = tf.add(ce, tf.mul(l1, cost));
+      return { loss: loss as tf.Scalar, ce: ce as tf.Scalar, l1: l1 as tf.Scalar, hits: hits as tf.Scalar, ga, gb };
+    });
+  } finally {
+    tf.dispose([m, p, stamped, logits, dx]);
+  }
 }
 
 export class Adam {
@@ -202,7 +204,7 @@ export async function reconstruct(input: ReconstructInput, label: number, s: Rec
       if (input.signal?.aborted) throw new CancelledError();
       const idx = tf.tensor1d(nextBatch(), 'int32');
       const x = tf.gather(images, idx) as tf.Tensor4D;
-      const r = lossAndGrads(top, x, label, a, b, cost, s.low, s.high);
+      const r = await lossAndGrads(top, x, label, a, b, cost, s.low, s.high);
       tf.dispose([idx, x]);
       const [l1v, hitsv] = await Promise.all([r.l1.data(), r.hits.data()]);
       const l1 = l1v[0], rate = hitsv[0] / Math.min(s.batch, n);

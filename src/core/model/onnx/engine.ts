@@ -1,9 +1,11 @@
-// Runs forward passes of a Net through ONNX Runtime's CPU kernels. One session
-// per (feeds, fetches) pair, built on first use from translate()'s model.
+// Runs forward passes of a Net, and the scan's input gradients, through ONNX
+// Runtime's CPU kernels. One session per (feeds, fetches) pair or gradient,
+// built on first use from translate()'s model.
 // onnxruntime-node is a native module: it is loaded at run time, so a build
 // without its binary (the universal .vsix) still runs on tfjs.
 import type * as Ort from 'onnxruntime-node';
 import type { Net } from '../net';
+import { appendGradient, GRADIENT, type GradientSpec } from './backward';
 import { NoTranslation, translate } from './translate';
 
 let ort: typeof Ort | undefined;
@@ -44,12 +46,12 @@ export class OnnxEngine {
     return new OnnxEngine(net, threads);
   }
 
-  private session(feeds: string[], fetches: string[], inputChannelsFirst = false) {
-    const key = `${feeds.join(',')}|${fetches.join(',')}|${inputChannelsFirst}`;
+  private session(feeds: string[], fetches: string[], inputChannelsFirst = false, gradient?: GradientSpec) {
+    const key = `${feeds.join(',')}|${fetches.join(',')}|${inputChannelsFirst}|${JSON.stringify(gradient ?? null)}`;
     let s = this.sessions.get(key);
     if (!s) {
       s = (async () => {
-        const t = translate(this.net, feeds, fetches, inputChannelsFirst);
+        const t = translate(this.net, feeds, fetches, inputChannelsFirst, gradient && ((ctx) => appendGradient(ctx, gradient)));
         const session = await ort!.InferenceSession.create(t.model, {
           intraOpNumThreads: this.threads,
           interOpNumThreads: 1,
@@ -96,6 +98,31 @@ export class OnnxEngine {
       }
     }
     return result;
+  }
+
+  /** Why backward.ts cannot express this gradient for the model (it then runs on tfjs), or undefined when it can. */
+  cannotDifferentiate(spec: GradientSpec): string | undefined {
+    try {
+      translate(this.net, [this.net.graph.inputs[0]], [], false, (ctx) => appendGradient(ctx, spec));
+      return undefined;
+    } catch (e) {
+      if (e instanceof NoTranslation) return e.message;
+      throw e;
+    }
+  }
+
+  /**
+   * The logits (flat, channels last) and dL/dx for `n` images `x` (channels-last) in one run of
+   * backward.ts's graph. `target` holds a one-hot label per image (cross-entropy) or dL/dlogits (given).
+   */
+  async gradient(spec: GradientSpec, x: Float32Array, n: number, target: Float32Array): Promise<{ logits: Float32Array; dx: Float32Array }> {
+    const inputName = this.net.graph.inputs[0];
+    const { session, inputs, outputs } = await this.session([inputName], [], false, spec);
+    const out = await session.run({
+      [inputs.get(inputName)!]: new ort!.Tensor('float32', x, [n, ...this.net.shapes.get(inputName)!]),
+      [inputs.get(GRADIENT.target)!]: new ort!.Tensor('float32', target, [n, target.length / n]),
+    });
+    return { logits: out[outputs.get(GRADIENT.logits)!].data as Float32Array, dx: out[outputs.get(GRADIENT.dx)!].data as Float32Array };
   }
 
   async dispose() {

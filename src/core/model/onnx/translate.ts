@@ -20,8 +20,8 @@ export class NoTranslation extends Error {}
 export const preOf = (layer: string) => `${layer}:pre`;
 
 const OPSET = 17;
-type Layout = 'nchw' | 'nhwc' | 'plain';
-interface Value { name: string; layout: Layout; rank: number }
+export type Layout = 'nchw' | 'nhwc' | 'plain';
+export interface Value { name: string; layout: Layout; rank: number }
 
 const F32 = onnx.TensorProto.DataType.FLOAT;
 const I64 = onnx.TensorProto.DataType.INT64;
@@ -29,7 +29,7 @@ const I64 = onnx.TensorProto.DataType.INT64;
 /** Keras's selu constants (keras.activations.selu). */
 const SELU = { alpha: 1.6732632423543772, gamma: 1.0507009873554805 };
 
-class Builder {
+export class Builder {
   readonly nodes: Proto.INodeProto[] = [];
   readonly initializers: Proto.ITensorProto[] = [];
   private count = 0;
@@ -39,7 +39,12 @@ class Builder {
   }
 
   node(op: string, inputs: string[], attrs: Record<string, number | number[] | string> = {}, hint = op): string {
-    const out = this.fresh(hint);
+    return this.nodeWith(op, inputs, 1, attrs, hint)[0];
+  }
+
+  /** A node with `outputs` outputs (MaxPool's indices, Split's parts). */
+  nodeWith(op: string, inputs: string[], outputs: number, attrs: Record<string, number | number[] | string> = {}, hint = op): string[] {
+    const out = Array.from({ length: outputs }, () => this.fresh(hint));
     const attribute = Object.entries(attrs).map(([name, v]): Proto.IAttributeProto => {
       if (typeof v === 'string') return { name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(v) };
       if (Array.isArray(v)) return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: v };
@@ -47,7 +52,7 @@ class Builder {
         ? { name, type: onnx.AttributeProto.AttributeType.INT, i: v }
         : { name, type: onnx.AttributeProto.AttributeType.FLOAT, f: v };
     });
-    this.nodes.push({ opType: op, input: inputs, output: [out], attribute, name: out });
+    this.nodes.push({ opType: op, input: inputs, output: out, attribute, name: out[0] });
     return out;
   }
 
@@ -66,7 +71,7 @@ class Builder {
   }
 }
 
-function transposed(w: Weight, perm: number[]): Float32Array {
+export function transposed(w: Weight, perm: number[]): Float32Array {
   const src = w.shape;
   const dims = perm.map((p) => src[p]);
   const strides = src.map((_, i) => src.slice(i + 1).reduce((a, b) => a * b, 1));
@@ -85,7 +90,7 @@ function transposed(w: Weight, perm: number[]): Float32Array {
 }
 
 /** TF's padding for one spatial axis: 'same' puts the odd pixel at the end. */
-function padsFor(padding: string, size: number, window: number, stride: number): [number, number] {
+export function padsFor(padding: string, size: number, window: number, stride: number): [number, number] {
   if (padding !== 'same') return [0, 0];
   const out = Math.ceil(size / stride);
   const total = Math.max((out - 1) * stride + window - size, 0);
@@ -103,7 +108,20 @@ export interface Translation {
  * An ONNX model computing `fetches` from `feeds` (layer names, or `X:pre`).
  * Only the layers between them are translated. Throws NoTranslation for a layer it cannot express.
  */
-export function translate(net: Net, feeds: string[], fetches: string[], inputChannelsFirst = false): Translation {
+/** What an extension of the forward graph (the gradient of backward.ts) works with. */
+export interface GraphContext {
+  b: Builder;
+  net: Net;
+  /** a layer's output (or `X:pre`), translated on first use */
+  compute(key: string): Value;
+  toLayout(v: Value, want: 'nchw' | 'nhwc'): Value;
+  /** a further graph input, (N, ...dims) in `layout` */
+  input(key: string, dims: number[], layout: Layout): Value;
+  /** a further graph output, channels-last, (N, ...dims) */
+  output(key: string, v: Value, dims: number[]): void;
+}
+
+export function translate(net: Net, feeds: string[], fetches: string[], inputChannelsFirst = false, extend?: (ctx: GraphContext) => void): Translation {
   const b = new Builder();
   const values = new Map<string, Value>();
   const inputs = new Map<string, string>();
@@ -314,13 +332,23 @@ export function translate(net: Net, feeds: string[], fetches: string[], inputCha
 
   const outputs = new Map<string, string>();
   const graphOutputs: Proto.IValueInfoProto[] = [];
-  for (const fetch of fetches) {
-    let v = toLayout(compute(fetch), 'nhwc');
+  const output = (key: string, value: Value, dims: number[]) => {
+    let v = toLayout(value, 'nhwc');
     // Each output its own value: a fetch may be a fed value or another fetch's value.
-    if (inputs.has(fetch) || [...outputs.values()].includes(v.name)) v = same(v, b.node('Identity', [v.name]));
-    outputs.set(fetch, v.name);
-    graphOutputs.push(info(v.name, shapeOf(fetch)));
-  }
+    if ([...inputs.values()].includes(v.name) || [...outputs.values()].includes(v.name)) v = same(v, b.node('Identity', [v.name]));
+    outputs.set(key, v.name);
+    graphOutputs.push(info(v.name, dims));
+  };
+  for (const fetch of fetches) output(fetch, compute(fetch), shapeOf(fetch));
+  extend?.({
+    b, net, compute, toLayout, output,
+    input: (key, dims, layout) => {
+      const name = b.fresh(`in_${key}`);
+      inputs.set(key, name);
+      graphInputs.push(info(name, dims));
+      return { name, layout, rank: dims.length + 1 };
+    },
+  });
   const model: Proto.IModelProto = {
     irVersion: onnx.Version.IR_VERSION,
     producerName: 'backdoor-audit',
