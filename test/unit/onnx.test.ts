@@ -76,24 +76,25 @@ test('the scan\'s input gradients in one ONNX Runtime run equal the tfjs reverse
     const { net } = await loadRunnable(c.model, c.arch, 'onnxruntime');
     const src = await openDataset(c.data, net.graph.inputShape, net.classes);
     const n = Math.min(src.info.count, 5);
-    const x = tf.tensor4d(src.read(0, n), [n, ...net.graph.inputShape] as [number, number, number, number]);
+    const pixels = src.read(0, n);
+    const x = tf.tensor4d(pixels, [n, ...net.graph.inputShape] as [number, number, number, number]);
     src.close();
     for (const [head, seedOf] of [
       [new InputGradient(net), () => ({ label: c.label })],
       // Through the head's activation, seeded with random values so every channel and position counts.
-      [new InputGradient(net, { head: c.inner, throughHead: true }), (w: number) => ({ given: tf.randomNormal([n, w], 0, 1, 'float32', 7) as tf.Tensor2D })],
+      [new InputGradient(net, { head: c.inner, throughHead: true }), (w: number) => ({ given: tf.randomNormal([n * w], 0, 1, 'float32', 7).dataSync() as Float32Array })],
     ] as const) {
       assert.equal(head.engine, 'onnxruntime', `${c.model}: backward.ts expresses every layer`);
       const seed = seedOf(head.width);
-      const ort = await head.gradientOf(x, seed);
-      const ref = head.gradient(x, (z) => ('given' in seed ? seed.given : tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([n], c.label, 'int32') as tf.Tensor1D, z.shape[1])), n) as tf.Tensor2D));
+      const ort = await head.gradientOf(pixels, n, seed);
+      const ref = head.gradient(x, (z) => ('given' in seed ? tf.tensor2d(seed.given, z.shape) : tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([n], c.label, 'int32') as tf.Tensor1D, z.shape[1])), n) as tf.Tensor2D));
       for (const key of ['logits', 'dx'] as const) {
-        const [a, b] = [ort[key].dataSync() as Float32Array, ref[key].dataSync() as Float32Array];
+        const [a, b] = [ort[key], ref[key].dataSync() as Float32Array];
         assert.ok(maxAbs(b) > 0, `${c.model} ${key} is not all zero`);
         // Relative to the largest value: a wrong flip, layout or unpooling position is off by that much, not 1e-5.
         assert.ok(maxDiff(a, b) / maxAbs(b) < 1e-5, `${c.model} ${key}: ${maxDiff(a, b)} of ${maxAbs(b)}`);
       }
-      tf.dispose([ort.logits, ort.dx, ref.logits, ref.dx, ...('given' in seed ? [seed.given] : [])]);
+      tf.dispose([ref.logits, ref.dx]);
       head.dispose();
     }
     x.dispose();
@@ -142,12 +143,12 @@ test('strided and padded convolutions: the ONNX gradient (transposed convolution
     const top = new InputGradient(net);
     assert.equal(top.engine, engine, act);
     const x = tf.randomUniform([3, 10, 8, 2], 0, 4, 'float32', 5) as tf.Tensor4D;
-    const ort = await top.gradientOf(x, { label: 2 });
+    const ort = await top.gradientOf(x.dataSync() as Float32Array, 3, { label: 2 });
     const ref = top.gradient(x, (z) => tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([3], 2, 'int32') as tf.Tensor1D, 3)), 3) as tf.Tensor2D);
-    const [a, b] = [ort.dx.dataSync() as Float32Array, ref.dx.dataSync() as Float32Array];
+    const [a, b] = [ort.dx, ref.dx.dataSync() as Float32Array];
     assert.ok(maxAbs(b) > 0);
     assert.ok(maxDiff(a, b) / maxAbs(b) < 1e-5, `${act}: ${maxDiff(a, b)} of ${maxAbs(b)}`);
-    tf.dispose([x, ort.dx, ort.logits, ref.dx, ref.logits]);
+    tf.dispose([x, ref.dx, ref.logits]);
     top.dispose();
     net.dispose();
   }

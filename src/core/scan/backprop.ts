@@ -11,13 +11,16 @@ import { UserError } from '../errors';
 import type { LayerNode } from '../keras/config';
 import { activationName, pair } from '../model/layers';
 import type { Net } from '../model/net';
-import type { GradientSpec } from '../model/onnx/backward';
+import { logitsKey, type GradientSpec } from '../model/onnx/backward';
 import { registerWasmKernels } from '../model/wasmKernels';
 
 type Backward = (xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor) => tf.Tensor[];
 
-/** dL/dlogits: the mean cross-entropy's towards `label`, or one given (N, logits). */
-export type Seed = { label: number } | { given: tf.Tensor2D };
+/** dL/dlogits: the mean cross-entropy's towards `label`, or one given (N × logits, flat). */
+export type Seed = { label: number } | { given: Float32Array };
+
+/** Rows per tfjs forward run. */
+const FORWARD_BATCH = 256;
 
 /** dL/d(pre-activation) from dL/d(activation output), given the output y (and input z when needed). */
 function activationGrad(name: string, layer: string): (y: tf.Tensor, dy: tf.Tensor, z?: tf.Tensor) => tf.Tensor {
@@ -83,6 +86,16 @@ export class InputGradient {
       if (why) console.warn(`backdoor-audit: ${net.model.file}: ONNX Runtime cannot run ${why}; the scan's gradients run on tfjs`);
       else this.onnxSpec = spec;
     }
+  }
+
+  /** The model input's shape (H, W, C). */
+  get inputShape(): [number, number, number] {
+    return this.net.graph.inputShape as [number, number, number];
+  }
+
+  /** The layer (or `X:pre`) the logits are read from. */
+  private get logitsAt(): string {
+    return logitsKey(this.net, this.head.name);
   }
 
   /** Values per image in the logits (the head's output, flat). */
@@ -286,23 +299,47 @@ export class InputGradient {
   }
 
   /**
-   * gradient() with the seed as data: in one ONNX Runtime run where the model runs there, else on tfjs.
-   * Returns the logits and dL/dx; the caller owns both.
+   * The logits and dL/dx for `n` images x (flat, channels-last), with dL/dlogits the mean cross-entropy's to
+   * `label` or `given` (n × width): in one ONNX Runtime run where the model runs there, else on tfjs.
    */
-  async gradientOf(x: tf.Tensor4D, seed: Seed): Promise<{ logits: tf.Tensor2D; dx: tf.Tensor4D }> {
-    const n = x.shape[0];
-    if (!this.onnxSpec || !this.net.onnx) {
-      return this.gradient(x, (z) => ('given' in seed ? seed.given : tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([n], seed.label, 'int32') as tf.Tensor1D, z.shape[1])), n) as tf.Tensor2D));
+  async gradientOf(x: Float32Array, n: number, seed: Seed): Promise<{ logits: Float32Array; dx: Float32Array }> {
+    if (this.onnxSpec && this.net.onnx) {
+      let target: Float32Array;
+      if ('given' in seed) target = seed.given;
+      else {
+        target = new Float32Array(n * this.width);
+        for (let i = 0; i < n; i++) target[i * this.width + seed.label] = 1;
+      }
+      return this.net.onnx.gradient({ ...this.onnxSpec, seed: 'given' in seed ? 'given' : 'cross-entropy' }, x, n, target);
     }
-    let target: Float32Array;
-    if ('given' in seed) target = await seed.given.data() as Float32Array;
-    else {
-      target = new Float32Array(n * this.width);
-      for (let i = 0; i < n; i++) target[i * this.width + seed.label] = 1;
+    const xt = tf.tensor4d(x, [n, ...this.net.graph.inputShape] as [number, number, number, number]);
+    const given = 'given' in seed ? tf.tensor2d(seed.given, [n, this.width]) : undefined;
+    try {
+      const { logits, dx } = this.gradient(xt, (z) => given ?? tf.div(tf.sub(tf.softmax(z), tf.oneHot(tf.fill([n], (seed as { label: number }).label, 'int32') as tf.Tensor1D, z.shape[1])), n) as tf.Tensor2D);
+      const out = { logits: await logits.data() as Float32Array, dx: await dx.data() as Float32Array };
+      tf.dispose([logits, dx]);
+      return out;
+    } finally {
+      tf.dispose([xt, ...(given ? [given] : [])]);
     }
-    const spec: GradientSpec = { ...this.onnxSpec, seed: 'given' in seed ? 'given' : 'cross-entropy' };
-    const { logits, dx } = await this.net.onnx.gradient(spec, await x.data() as Float32Array, n, target);
-    return { logits: tf.tensor2d(logits, [n, logits.length / n]), dx: tf.tensor4d(dx, x.shape) };
+  }
+
+  /**
+   * The logits (flat, as gradientOf gives them) for `n` rows x (flat, channels-last) of the model input, or of
+   * layer `from`'s output (the stimulation feeds its cache point): on ONNX Runtime where the model runs there.
+   */
+  async forward(x: Float32Array, n: number, from = this.net.graph.inputs[0]): Promise<Float32Array> {
+    if (this.net.onnx) return (await this.net.compute({ [from]: x }, n, [this.logitsAt])).get(this.logitsAt)!;
+    const out = new Float32Array(n * this.width);
+    const shape = this.net.shapes.get(from)!;
+    const per = x.length / n;
+    for (let s = 0; s < n; s += FORWARD_BATCH) {
+      const e = Math.min(n, s + FORWARD_BATCH);
+      const t = tf.tidy(() => this.logits(undefined, new Map([[from, tf.tensor(x.subarray(s * per, e * per), [e - s, ...shape])]])));
+      out.set(await t.data() as Float32Array, s * this.width);
+      t.dispose();
+    }
+    return out;
   }
 
   dispose() {

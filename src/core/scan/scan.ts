@@ -162,9 +162,10 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
 
     // ---- stimulation: the channels handed out over the shards in groups; each runs the top for its own
     check();
-    const layerMax = await layerMaxOf(cache);
+    const cacheData = await cache.data() as Float32Array;
+    const layerMax = layerMaxOf(cacheData);
     const stimulation: StimulationCache = {
-      cachePoint: plan.cachePoint, cache: await cache.data() as Float32Array, shape: cache.shape, cleanPred: predictions,
+      cachePoint: plan.cachePoint, cache: cacheData, shape: cache.shape, cleanPred: predictions,
       levels: levelsFor(layerMax), batchRows: Math.max(opts.batchSize, 2048),
     };
     await shardsReady;

@@ -11,7 +11,7 @@ import type { Backend } from '../types';
 import { InputGradient } from './backprop';
 import { channelMeans, reverseChannel, type ChannelReversal } from './neuron';
 import { respond, type ChannelResponses } from './stimulate';
-import { reconstruct, type Reconstruction, type ReconstructSettings } from './trigger';
+import { reconstruct, type ImageSet, type Reconstruction, type ReconstructSettings } from './trigger';
 
 export interface ScanShardInit {
   model: string;
@@ -71,11 +71,11 @@ export class ScanShard implements ScanShardApi {
   private inner?: InputGradient;
   private channels = 0;
   private cleanMeans?: Float32Array;
-  private images?: tf.Tensor4D;
-  private heldOut?: tf.Tensor4D;
+  private images?: ImageSet;
+  private heldOut?: ImageSet;
   private heldOutLabels = new Int32Array(0);
   private settings?: ReconstructSettings;
-  private stimulation?: Omit<StimulationCache, 'cache'> & { cache: tf.Tensor4D };
+  private stimulation?: StimulationCache;
   private abort = new AbortController();
 
   async init(req: ScanShardInit): Promise<void> {
@@ -89,8 +89,8 @@ export class ScanShard implements ScanShardApi {
     let src: DataSource | undefined;
     try {
       src = await openDataset(req.clean, shape, net.classes);
-      this.images = tf.tensor4d(readImages(src, req.optimise, per), [req.optimise.length, ...shape]);
-      this.heldOut = tf.tensor4d(readImages(src, req.heldOut, per), [req.heldOut.length, ...shape]);
+      this.images = { pixels: readImages(src, req.optimise, per), count: req.optimise.length };
+      this.heldOut = { pixels: readImages(src, req.heldOut, per), count: req.heldOut.length };
     } finally {
       src?.close();
     }
@@ -99,8 +99,7 @@ export class ScanShard implements ScanShardApi {
   }
 
   async stimulationCache(req: StimulationCache): Promise<void> {
-    this.stimulation?.cache.dispose();
-    this.stimulation = { ...req, cache: tf.tensor4d(req.cache, req.shape) };
+    this.stimulation = req;
   }
 
   stimulate(channels: number[]): Promise<ChannelResponses> {
@@ -129,7 +128,6 @@ export class ScanShard implements ScanShardApi {
   }
 
   async dispose() {
-    tf.dispose([this.images, this.heldOut, this.stimulation?.cache].filter((t): t is tf.Tensor4D => !!t));
     this.top?.dispose();
     this.inner?.dispose();
     this.net?.dispose();

@@ -3,7 +3,6 @@
 // the cached feature map is set, over its whole map, to a series of levels and
 // only the top of the network runs, for every image at once. A channel that a
 // trigger hijacks lifts one label above all others on (nearly) every image.
-import * as tf from '@tensorflow/tfjs-core';
 import { CancelledError } from '../errors';
 import type { ScanChannel } from '../types';
 import type { InputGradient } from './backprop';
@@ -41,8 +40,9 @@ export interface ChannelResponses {
 export interface ResponseInput {
   top: InputGradient;
   cachePoint: string;
-  /** the cache point's output for the clean images (N, h, w, C) */
-  cache: tf.Tensor4D;
+  /** the cache point's output for the clean images, flat (N, h, w, C) */
+  cache: Float32Array;
+  shape: [number, number, number, number];
   /** the model's predictions on the clean images */
   cleanPred: Int32Array;
   /** the values a channel is set to */
@@ -60,51 +60,45 @@ export const levelsFor = (layerMax: number) => LEVELS.map((m) => m * layerMax);
 /** Each of `channels` set to each level over its whole map, for every image: the top runs once per row. */
 export async function respond(input: ResponseInput): Promise<ChannelResponses> {
   const { top, cachePoint, cache, cleanPred, levels } = input;
-  const [n, h, w, channels] = cache.shape;
-  const cleanLogits = top.logits(undefined, new Map([[cachePoint, cache]]));
-  const classes = cleanLogits.shape[1];
+  const [n, h, w, channels] = input.shape;
+  const per = h * w * channels;
+  const cleanLogits = await top.forward(cache, n, cachePoint);
+  const classes = cleanLogits.length / n;
   // Work items: one (channel, level) pair covers all n images; k indexes input.channels.
   const pairs: [number, number][] = [];
   input.channels.forEach((_, k) => levels.forEach((_, l) => pairs.push([k, l])));
   const perRun = Math.max(1, Math.floor(input.batchRows / n));
   const flips = new Float64Array(input.channels.length * levels.length * classes);
   const rises = new Float32Array(flips.length);
-  try {
-    for (let s = 0; s < pairs.length; s += perRun) {
-      // Let the event loop run (a cancel, or another shard's reply arriving in this process).
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (input.signal?.aborted) throw new CancelledError();
-      const chunk = pairs.slice(s, s + perRun);
-      const p = chunk.length;
-      const [pred, rise] = tf.tidy(() => {
-        const onehot = new Float32Array(p * channels);
-        const value = new Float32Array(p * channels);
-        chunk.forEach(([k, l], i) => {
-          onehot[i * channels + input.channels[k]] = 1;
-          value[i * channels + input.channels[k]] = levels[l];
-        });
-        // rows (pair, image): cache with one channel replaced by a constant
-        const keep = tf.reshape(tf.sub(1, tf.tensor(onehot, [p, 1, 1, 1, channels])), [p, 1, 1, 1, channels]);
-        const set = tf.tensor(value, [p, 1, 1, 1, channels]);
-        const rows = tf.reshape(tf.add(tf.mul(tf.expandDims(cache, 0), keep), set), [p * n, h, w, channels]);
-        const logits = top.logits(undefined, new Map([[cachePoint, rows]]));
-        const meanRise = tf.mean(tf.sub(tf.reshape(logits, [p, n, classes]), tf.expandDims(cleanLogits, 0)), 1);
-        return [tf.argMax(logits, 1), meanRise];
-      });
-      const predV = await pred.data() as Int32Array;
-      const riseV = await rise.data() as Float32Array;
-      tf.dispose([pred, rise]);
-      chunk.forEach(([k, l], i) => {
-        const at = (k * levels.length + l) * classes;
-        for (let j = 0; j < n; j++) {
-          const label = predV[i * n + j];
-          if (label !== cleanPred[j]) flips[at + label]++;
+  const rise = new Float64Array(classes);
+  for (let s = 0; s < pairs.length; s += perRun) {
+    // Let the event loop run (a cancel, or another shard's reply arriving in this process).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (input.signal?.aborted) throw new CancelledError();
+    const chunk = pairs.slice(s, s + perRun);
+    // rows (pair, image): the cache with one channel replaced by a constant
+    const rows = new Float32Array(chunk.length * n * per);
+    chunk.forEach(([k, l], i) => {
+      const block = rows.subarray(i * n * per, (i + 1) * n * per);
+      block.set(cache);
+      for (let j = input.channels[k]; j < block.length; j += channels) block[j] = levels[l];
+    });
+    const logits = await top.forward(rows, chunk.length * n, cachePoint);
+    chunk.forEach(([k, l], i) => {
+      const at = (k * levels.length + l) * classes;
+      rise.fill(0);
+      for (let j = 0; j < n; j++) {
+        const row = (i * n + j) * classes;
+        let label = 0;
+        for (let q = 0; q < classes; q++) {
+          const v = logits[row + q];
+          if (v > logits[row + label]) label = q;
+          rise[q] += v - cleanLogits[j * classes + q];
         }
-        rises.set(riseV.subarray(i * classes, (i + 1) * classes), at);
-      });
-    }
-  } finally {
-    cleanLogits.dispose();
+        if (label !== cleanPred[j]) flips[at + label]++;
+      }
+      for (let q = 0; q < classes; q++) rises[at + q] = rise[q] / n;
+    });
   }
   return { channels: input.channels, flips, rises };
 }
@@ -155,17 +149,16 @@ export function summarise(responses: ChannelResponses[], layerMax: number, class
 }
 
 /** The largest value any channel takes on the clean images. */
-export async function layerMaxOf(cache: tf.Tensor): Promise<number> {
-  const t = tf.max(cache);
-  const v = (await t.data())[0];
-  t.dispose();
-  return v;
+export function layerMaxOf(cache: Float32Array): number {
+  let max = -Infinity;
+  for (const v of cache) if (v > max) max = v;
+  return max;
 }
 
 /** Stimulation of every channel in this process. */
 export async function stimulate(input: Omit<ResponseInput, 'levels' | 'channels'>): Promise<StimulationResult> {
-  const layerMax = await layerMaxOf(input.cache);
-  const channels = Array.from({ length: input.cache.shape[3] }, (_, c) => c);
+  const layerMax = layerMaxOf(input.cache);
+  const channels = Array.from({ length: input.shape[3] }, (_, c) => c);
   const r = await respond({ ...input, levels: levelsFor(layerMax), channels });
   return summarise([r], layerMax, r.rises.length / (channels.length * LEVELS.length), input.cleanPred);
 }

@@ -4,6 +4,7 @@
 // as scan/backprop.ts, which runs them on tfjs for what is not expressed here.
 import type { LayerNode } from '../../keras/config';
 import { activationName, pair } from '../layers';
+import type { Net } from '../net';
 import { NoTranslation, padsFor, preOf, transposed, type GraphContext, type Value } from './translate';
 
 export interface GradientSpec {
@@ -20,6 +21,18 @@ export const GRADIENT = { target: '@target', logits: '@logits', dx: '@dx' };
 
 const SQUASH = new Set(['softmax', 'sigmoid']);
 
+/**
+ * Where the logits are read (a layer, or `X:pre`), as the tfjs path reads them: a squashing Dense before its
+ * activation, a squashing Activation/Softmax layer's input, any other head's output.
+ */
+export function logitsKey(net: Net, headName: string): string {
+  const head = net.byName.get(headName)!;
+  const act = activationName(head.config.activation);
+  if (head.className === 'Dense' && SQUASH.has(act)) return preOf(head.name);
+  if ((head.className === 'Activation' && SQUASH.has(act)) || head.className === 'Softmax') return head.inbound[0];
+  return head.name;
+}
+
 export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
   const { b, net, compute, toLayout } = ctx;
   const head = net.byName.get(spec.head);
@@ -33,10 +46,7 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
   const flat = (v: Value): Value => (v.rank === 2 ? v : { name: b.node('Flatten', [toLayout(v, 'nhwc').name], { axis: 1 }), layout: 'plain', rank: 2 });
   const shapeOf = (name: string) => net.shapes.get(name)!;
 
-  // The logits as the tfjs path reads them: a squashing Dense before its activation, a squashing
-  // Activation/Softmax layer's input, any other head's output; flat, channels last.
-  const logitsAt = head.className === 'Dense' && SQUASH.has(headAct) ? preOf(head.name)
-    : (head.className === 'Activation' && SQUASH.has(headAct)) || head.className === 'Softmax' ? head.inbound[0] : head.name;
+  const logitsAt = logitsKey(net, head.name);
   const logits = flat(compute(logitsAt));
   const width = shapeOf(logitsAt.replace(/:pre$/, '')).reduce((a, c) => a * c, 1);
   ctx.output(GRADIENT.logits, logits, [width]);
