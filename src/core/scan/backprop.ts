@@ -12,6 +12,7 @@ import type { LayerNode } from '../keras/config';
 import { activationName, pair } from '../model/layers';
 import type { Net } from '../model/net';
 import { logitsKey, type GradientSpec } from '../model/onnx/backward';
+import { poolWindow } from '../model/onnx/translate';
 import { registerWasmKernels } from '../model/wasmKernels';
 
 type Backward = (xs: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor) => tf.Tensor[];
@@ -175,8 +176,7 @@ export class InputGradient {
         };
       }
       case 'MaxPooling2D': case 'AveragePooling2D': {
-        const filterSize = pair(cfg.pool_size, 2);
-        const strides = cfg.strides === null || cfg.strides === undefined ? filterSize : pair(cfg.strides, 1);
+        const { size: filterSize, strides } = poolWindow(cfg);
         const pad = cfg.padding === 'same' ? 'same' : 'valid';
         const attrs = { filterSize, strides, pad } as unknown as tf.NamedAttrMap;
         if (node.className === 'MaxPooling2D') {

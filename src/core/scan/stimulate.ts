@@ -4,6 +4,7 @@
 // only the top of the network runs, for every image at once. A channel that a
 // trigger hijacks lifts one label above all others on (nearly) every image.
 import { CancelledError } from '../errors';
+import { argMaxRows } from '../model/outputs';
 import type { ScanChannel } from '../types';
 import type { InputGradient } from './backprop';
 
@@ -84,17 +85,14 @@ export async function respond(input: ResponseInput): Promise<ChannelResponses> {
       for (let j = input.channels[k]; j < block.length; j += channels) block[j] = levels[l];
     });
     const logits = await top.forward(rows, chunk.length * n, cachePoint);
+    const labels = argMaxRows(logits, chunk.length * n);
     chunk.forEach(([k, l], i) => {
       const at = (k * levels.length + l) * classes;
       rise.fill(0);
       for (let j = 0; j < n; j++) {
         const row = (i * n + j) * classes;
-        let label = 0;
-        for (let q = 0; q < classes; q++) {
-          const v = logits[row + q];
-          if (v > logits[row + label]) label = q;
-          rise[q] += v - cleanLogits[j * classes + q];
-        }
+        for (let q = 0; q < classes; q++) rise[q] += logits[row + q] - cleanLogits[j * classes + q];
+        const label = labels[i * n + j];
         if (label !== cleanPred[j]) flips[at + label]++;
       }
       for (let q = 0; q < classes; q++) rises[at + q] = rise[q] / n;

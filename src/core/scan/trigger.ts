@@ -4,6 +4,7 @@
 // target needs a much smaller mask than any other label.
 import { CancelledError } from '../errors';
 import { stamp, type Trigger } from '../data/trigger';
+import { argMaxRows } from '../model/outputs';
 import type { InputGradient } from './backprop';
 import { randomStart, TriggerParams } from './params';
 
@@ -67,15 +68,7 @@ export function rng(seed: number) {
 
 /** The labels `n` images x (flat) take, by their logits. */
 export async function predictions(top: InputGradient, x: Float32Array, n: number): Promise<Int32Array> {
-  const logits = await top.forward(x, n);
-  const k = logits.length / n;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < k; j++) if (logits[i * k + j] > logits[i * k + best]) best = j;
-    out[i] = best;
-  }
-  return out;
+  return argMaxRows(await top.forward(x, n), n);
 }
 
 /**
@@ -85,17 +78,15 @@ export async function predictions(top: InputGradient, x: Float32Array, n: number
 export async function lossAndGrads(top: InputGradient, params: TriggerParams, x: Float32Array, n: number, label: number, cost: number) {
   const { logits, dx } = await top.gradientOf(params.stamp(x, n), n, { label });
   const k = logits.length / n;
+  const taken = argMaxRows(logits, n);
   let ce = 0, hits = 0;
   for (let i = 0; i < n; i++) {
     const row = logits.subarray(i * k, (i + 1) * k);
-    let max = -Infinity, best = 0;
-    row.forEach((v, j) => {
-      if (v > max) { max = v; best = j; }
-    });
+    const max = row[taken[i]];
     let sum = 0;
     for (const v of row) sum += Math.exp(v - max);
     ce += Math.log(sum) + max - row[label];
-    if (best === label) hits++;
+    if (taken[i] === label) hits++;
   }
   ce /= n;
   const l1 = params.l1();

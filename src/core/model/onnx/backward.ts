@@ -5,7 +5,7 @@
 import type { LayerNode } from '../../keras/config';
 import { activationName, pair } from '../layers';
 import type { Net } from '../net';
-import { NoTranslation, padsFor, preOf, transposed, type GraphContext, type Value } from './translate';
+import { NoTranslation, padsFor, poolWindow, preOf, transposed, type GraphContext, type Value } from './translate';
 
 export interface GradientSpec {
   /** the layer differentiated: the model's output (read before its softmax/sigmoid) or an inner layer */
@@ -117,8 +117,7 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
         return [{ ...dz, name: b.node('MatMul', [dz.name, wt], {}, `${node.name}_dx`) }];
       }
       case 'MaxPooling2D': {
-        const size = pair(cfg.pool_size, 2);
-        const strides = cfg.strides === null || cfg.strides === undefined ? size : pair(cfg.strides, 1);
+        const { size, strides } = poolWindow(cfg);
         // MaxUnpool writes each window's gradient to its maximum; overlapping windows would need sums.
         if (strides[0] < size[0] || strides[1] < size[1]) throw new NoTranslation(`the gradient of the overlapping max pool ${node.name}`);
         const [inH, inW] = shapeOf(node.inbound[0]);
@@ -133,8 +132,7 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
       }
       case 'AveragePooling2D': {
         // The mean's gradient spread back over each window: a transposed depthwise conv with 1/(window) weights.
-        const size = pair(cfg.pool_size, 2);
-        const strides = cfg.strides === null || cfg.strides === undefined ? size : pair(cfg.strides, 1);
+        const { size, strides } = poolWindow(cfg);
         if (cfg.padding === 'same') throw new NoTranslation(`the gradient of the padded average pool ${node.name}`);
         const [inH, inW, c] = shapeOf(node.inbound[0]);
         const [outH, outW] = shapeOf(node.name);

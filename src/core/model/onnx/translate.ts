@@ -89,6 +89,12 @@ export function transposed(w: Weight, perm: number[]): Float32Array {
   return out;
 }
 
+/** A pooling layer's window and strides (Keras's strides default to the window). */
+export function poolWindow(cfg: Record<string, unknown>): { size: [number, number]; strides: [number, number] } {
+  const size = pair(cfg.pool_size, 2);
+  return { size, strides: cfg.strides === null || cfg.strides === undefined ? size : pair(cfg.strides, 1) };
+}
+
 /** TF's padding for one spatial axis: 'same' puts the odd pixel at the end. */
 export function padsFor(padding: string, size: number, window: number, stride: number): [number, number] {
   if (padding !== 'same') return [0, 0];
@@ -104,10 +110,6 @@ export interface Translation {
   outputs: Map<string, string>;
 }
 
-/**
- * An ONNX model computing `fetches` from `feeds` (layer names, or `X:pre`).
- * Only the layers between them are translated. Throws NoTranslation for a layer it cannot express.
- */
 /** What an extension of the forward graph (the gradient of backward.ts) works with. */
 export interface GraphContext {
   b: Builder;
@@ -121,6 +123,10 @@ export interface GraphContext {
   output(key: string, v: Value, dims: number[]): void;
 }
 
+/**
+ * An ONNX model computing `fetches` from `feeds` (layer names, or `X:pre`).
+ * Only the layers between them are translated. Throws NoTranslation for a layer it cannot express.
+ */
 export function translate(net: Net, feeds: string[], fetches: string[], inputChannelsFirst = false, extend?: (ctx: GraphContext) => void): Translation {
   const b = new Builder();
   const values = new Map<string, Value>();
@@ -240,8 +246,7 @@ export function translate(net: Net, feeds: string[], fetches: string[], inputCha
         return wantPre ? pre : activate(pre, activationName(cfg.activation), node.name);
       }
       case 'MaxPooling2D': case 'AveragePooling2D': {
-        const size = pair(cfg.pool_size, 2);
-        const strides = cfg.strides === null || cfg.strides === undefined ? size : pair(cfg.strides, 1);
+        const { size, strides } = poolWindow(cfg);
         const padding = String(cfg.padding ?? 'valid');
         const [ph0, ph1] = padsFor(padding, inShape[0], size[0], strides[0]);
         const [pw0, pw1] = padsFor(padding, inShape[1], size[1], strides[1]);
