@@ -1,4 +1,5 @@
 // Shared test helpers: where the fixtures are, visible skips without them, temp folders, and a zip-header patcher for hostile archives.
+import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,3 +43,14 @@ export function declareZipSize(zip: Uint8Array, member: string, size: number): U
   }
   return z;
 }
+
+/** The largest absolute difference between two arrays of the same length. */
+export function maxDiff(a: Float32Array, b: Float32Array): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** The largest absolute value in an array. */
+export const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);

@@ -11,11 +11,12 @@ import { runAudit } from '../../src/core/audit/audit';
 import { Shard } from '../../src/core/audit/shard';
 import { openDataset } from '../../src/core/data/dataset';
 import { preOf } from '../../src/core/model/onnx/translate';
+import { argMaxRows } from '../../src/core/model/outputs';
 import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
 import type { AuditOptions, Backend } from '../../src/core/types';
 import { writeKerasModelH5 } from '../../src/core/h5/write';
-import { cliPath, demo, k3, lab, needsDemo, needsShared, repoRoot, tmpDir } from '../helpers';
+import { cliPath, demo, k3, lab, needsDemo, needsShared, repoRoot, tmpDir, maxAbs, maxDiff } from '../helpers';
 
 const ARCH = lab('bd_net_pruned45_keras2.15.h5');
 
@@ -31,14 +32,6 @@ async function outputsOf(backend: Backend, model: string, arch: string | undefin
     net.dispose();
   }
 }
-
-const maxDiff = (a: Float32Array, b: Float32Array) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 test('lab BadNet: every layer ONNX Runtime gives (channels-last, Keras\'s Flatten order) equals tfjs within float noise', { skip: needsShared }, async () => {
   const layers = ['conv_1', 'pool_2', 'conv_3', 'pool_3', 'conv_4', 'flatten_1', 'flatten_2', 'fc_1', 'fc_2', 'add_1', 'activation_1'];
@@ -136,7 +129,7 @@ async function stridedModel(file: string, act: string) {
 }
 
 test('strided and padded convolutions: the ONNX gradient (transposed convolutions) equals tfjs\'s; an activation it does not express falls back to tfjs', async () => {
-  for (const [act, engine] of [['relu', 'onnxruntime'], ['elu', 'tfjs']] as const) {
+  for (const [act, engine] of [['relu', 'onnxruntime'], ['softmax', 'tfjs']] as const) {
     const file = path.join(tmpDir(), `strided_${act}.h5`);
     await stridedModel(file, act);
     const { net } = await loadRunnable(file, undefined, 'onnxruntime');
@@ -154,7 +147,7 @@ test('strided and padded convolutions: the ONNX gradient (transposed convolution
   }
 });
 
-test('pre-activation fetches and feeds: conv_4 and fc_1 before their activation, then the top from them, equal the whole network', { skip: needsShared }, async () => {
+test('pre-activation fetches and feeds: conv_4 and fc_1 before their activation, then the top and its labels from them, equal the whole network', { skip: needsShared }, async () => {
   const { net } = await loadRunnable(lab('bd_weights.h5'), ARCH, 'onnxruntime');
   const src = await openDataset(lab('faces_clean.h5'), net.graph.inputShape, net.classes);
   const n = src.info.count;
@@ -165,6 +158,25 @@ test('pre-activation fetches and feeds: conv_4 and fc_1 before their activation,
   assert.deepEqual(outs.get('conv_4'), outs.get(preOf('conv_4'))!.map((v) => Math.max(0, v)));
   const top = await net.compute({ [preOf('conv_4')]: outs.get(preOf('conv_4'))!, [preOf('fc_1')]: outs.get(preOf('fc_1'))! }, n, [net.outputName]);
   assert.ok(maxDiff(top.get(net.outputName)!, outs.get(net.outputName)!) < 1e-6);
+  // The engine's labels (ArgMax in the graph), from the images and from the pre-activations, are argMaxRows of the softmax.
+  const want = argMaxRows(outs.get(net.outputName)!, n);
+  assert.deepEqual(await net.onnx!.labels(input, n, net.outputName), want);
+  assert.deepEqual(await net.onnx!.labels({ [preOf('conv_4')]: outs.get(preOf('conv_4'))!, [preOf('fc_1')]: outs.get(preOf('fc_1'))! }, n, net.outputName), want);
+  net.dispose();
+});
+
+test('labels from the engine (ArgMax in the graph, only int32 labels leave it) equal argMaxRows of its softmax: ties go to the first label', async () => {
+  const file = path.join(tmpDir(), 'strided_labels.h5');
+  await stridedModel(file, 'relu');
+  const { net } = await loadRunnable(file, undefined, 'onnxruntime');
+  // Fed at the logits: exact ties, a near tie and ordinary rows. 300 rows: more than one run of the engine.
+  const rows = [[0, 0, 0], [1, 3, 3], [3, 1, 3], [20, 20 + 1e-6, 20], [-2, -2, -5]];
+  const logits = Float32Array.from({ length: 300 * 3 }, (_, i) => rows[Math.floor(i / 3) % rows.length][i % 3] + (Math.floor(i / 3) >= 100 ? Math.sin(i) : 0));
+  const feeds = { [preOf('out')]: logits };
+  const probs = (await net.compute(feeds, 300, [net.outputName])).get(net.outputName)!;
+  const labels = await net.onnx!.labels(feeds, 300, net.outputName);
+  assert.deepEqual(Array.from(labels.slice(0, 5)), [0, 1, 0, 1, 0]);
+  assert.deepEqual(labels, argMaxRows(probs, 300));
   net.dispose();
 });
 

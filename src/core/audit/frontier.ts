@@ -7,7 +7,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { layerActivation, pair } from '../model/layers';
 import type { Net } from '../model/net';
 import { preOf } from '../model/onnx/translate';
-import { argMaxRows } from '../model/outputs';
 import type { PrunePlan } from './plan';
 
 interface FrontierLayer {
@@ -198,7 +197,7 @@ export class Frontier {
     if (this.net.onnx) {
       const blocks = this.unpack(pre, n);
       const feeds = Object.fromEntries(this.preNames.map((p, i) => [p, blocks[i]]));
-      return argMaxRows((await this.net.onnx.run(feeds, n, [output])).get(output)!, n);
+      return this.net.onnx.labels(feeds, n, output);
     }
     let at = 0;
     const top = tf.tidy(() => {

@@ -54,7 +54,7 @@ export class InputGradient {
   private readonly headLogits: (xs: tf.Tensor[]) => tf.Tensor2D;
   private readonly throughHead: boolean;
   /** the gradient's ONNX graph, when the model runs on ONNX Runtime and backward.ts expresses it */
-  private readonly onnxSpec?: Omit<GradientSpec, 'seed'>;
+  private onnxSpec?: Omit<GradientSpec, 'seed'>;
 
   /**
    * `head`: differentiate that layer's output instead of the logits; `throughHead`: pass the gradient
@@ -310,7 +310,13 @@ export class InputGradient {
         target = new Float32Array(n * this.width);
         for (let i = 0; i < n; i++) target[i * this.width + seed.label] = 1;
       }
-      return this.net.onnx.gradient({ ...this.onnxSpec, seed: 'given' in seed ? 'given' : 'cross-entropy' }, x, n, target);
+      try {
+        return await this.net.onnx.gradient({ ...this.onnxSpec, seed: 'given' in seed ? 'given' : 'cross-entropy' }, x, n, target);
+      } catch (e) {
+        // A graph ONNX Runtime refuses (a rule translated but rejected): the scan goes on, on tfjs, and says so.
+        console.warn(`backdoor-audit: ${this.net.model.file}: ONNX Runtime failed on the scan's gradient (${(e as Error).message}); using tfjs`);
+        this.onnxSpec = undefined;
+      }
     }
     const xt = tf.tensor4d(x, [n, ...this.net.graph.inputShape] as [number, number, number, number]);
     const given = 'given' in seed ? tf.tensor2d(seed.given, [n, this.width]) : undefined;

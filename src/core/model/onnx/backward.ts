@@ -69,6 +69,12 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
       case 'relu': return op(b.node('Where', [b.node('Greater', [y.name, scalar(0)]), g.name, scalar(0)]));
       case 'sigmoid': return op(b.node('Mul', [g.name, b.node('Mul', [y.name, b.node('Sub', [scalar(1), y.name])])]));
       case 'tanh': return op(b.node('Mul', [g.name, b.node('Sub', [scalar(1), b.node('Mul', [y.name, y.name])])]));
+      // 0 at y = 0 and at y = 6, as tfjs's step(y) * step(6 - y).
+      case 'relu6': return op(b.node('Where', [b.node('And', [b.node('Greater', [y.name, scalar(0)]), b.node('Less', [y.name, scalar(6)])]), g.name, scalar(0)]));
+      case 'elu': return op(b.node('Mul', [g.name, b.node('Where', [b.node('Greater', [y.name, scalar(0)]), scalar(1), b.node('Add', [y.name, scalar(1)])])]));
+      case 'softplus': return op(b.node('Mul', [g.name, b.node('Sub', [scalar(1), b.node('Exp', [b.node('Neg', [y.name])])])]));
+      case 'exponential': return op(b.node('Mul', [g.name, y.name]));
+      case 'leaky_relu': return op(b.node('Where', [b.node('Greater', [y.name, scalar(0)]), g.name, b.node('Mul', [g.name, scalar(0.2)])]));
       default: throw new NoTranslation(`the gradient of activation "${act}" (layer ${node.name})`);
     }
   };
@@ -112,7 +118,8 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
       }
       case 'Dense': {
         const kernel = weight('kernel')!;
-        const dz = actGrad(act, node, dy, false);
+        // On images Dense acts on the channel axis, channels last (a gradient from a conv comes channels-first).
+        const dz = toLayout(actGrad(act, node, dy, false), 'nhwc');
         const wt = b.floats(transposed(kernel, [1, 0]), [kernel.shape[1], kernel.shape[0]], `${node.name}_kernelT`);
         return [{ ...dz, name: b.node('MatMul', [dz.name, wt], {}, `${node.name}_dx`) }];
       }
@@ -143,6 +150,24 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
           layout: 'nchw', rank: 4,
         }];
       }
+      case 'GlobalAveragePooling2D': case 'GlobalMaxPooling2D': {
+        const [h, w, c] = shapeOf(node.inbound[0]);
+        const g = b.node('Reshape', [dy.name, b.ints([-1, c, 1, 1])]);
+        if (node.className === 'GlobalAveragePooling2D') {
+          return [{ name: b.node('Expand', [b.node('Div', [g, scalar(h * w)]), b.ints([1, c, h, w])], {}, `${node.name}_dx`), layout: 'nchw', rank: 4 }];
+        }
+        // Every position that equals the maximum gets the whole gradient, ties included, as in tfjs's rule.
+        const x = toLayout(compute(node.inbound[0]), 'nchw');
+        const max = b.node('Reshape', [compute(node.name).name, b.ints([-1, c, 1, 1])]);
+        return [{ name: b.node('Where', [b.node('Equal', [x.name, max]), g, scalar(0)], {}, `${node.name}_dx`), layout: 'nchw', rank: 4 }];
+      }
+      case 'ZeroPadding2D': {
+        const p = cfg.padding;
+        const [top, left] = Array.isArray(p) && Array.isArray(p[0]) ? [pair(p[0], 0)[0], pair(p[1], 0)[0]] : pair(p, 1);
+        const [h, w] = shapeOf(node.inbound[0]);
+        const dx = b.node('Slice', [toLayout(dy, 'nchw').name, b.ints([top, left]), b.ints([top + h, left + w]), b.ints([2, 3])], {}, `${node.name}_dx`);
+        return [{ name: dx, layout: 'nchw', rank: 4 }];
+      }
       case 'BatchNormalization': case 'Rescaling': {
         // Both scale each channel (or everything) by a constant: the gradient is scaled alike.
         let scale: Float32Array;
@@ -165,6 +190,12 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
         if (typeof cfg.max_value === 'number') dx = b.node('Where', [b.node('Less', [x.name, scalar(cfg.max_value)]), dx, scalar(0)]);
         return [{ ...x, name: dx }];
       }
+      case 'LeakyReLU': {
+        const x = compute(node.inbound[0]);
+        const g = toLayout(dy, x.layout === 'plain' ? 'nhwc' : x.layout);
+        const alpha = Number(cfg.negative_slope ?? cfg.alpha ?? 0.3);
+        return [{ ...x, name: b.node('Where', [b.node('Greater', [x.name, scalar(0)]), g.name, b.node('Mul', [g.name, scalar(alpha)])]) }];
+      }
       case 'Flatten': {
         const shape = shapeOf(node.inbound[0]);
         if (shape.length === 1) return [dy];
@@ -177,6 +208,29 @@ export function appendGradient(ctx: GraphContext, spec: GradientSpec): void {
         throw new NoTranslation(`the gradient of the inner softmax ${node.name}`);
       case 'Add':
         return node.inbound.map(() => dy);
+      case 'Subtract': case 'Average': case 'Multiply': case 'Maximum': {
+        // Keras broadcasts unequal shapes; their gradients would need sums over the broadcast axes.
+        if (node.inbound.some((n) => shapeOf(n).join() !== shapeOf(node.name).join())) throw new NoTranslation(`the gradient of the broadcasting ${node.className} ${node.name}`);
+        const y = compute(node.name);
+        const like = (v: Value) => toLayout(v, y.layout === 'nchw' ? 'nchw' : 'nhwc');
+        const g = like(dy);
+        const same = (name: string): Value => ({ ...g, name });
+        if (node.className === 'Subtract') return [g, same(b.node('Neg', [g.name]))];
+        if (node.className === 'Average') {
+          const share = same(b.node('Div', [g.name, scalar(node.inbound.length)]));
+          return node.inbound.map(() => share);
+        }
+        const xs = node.inbound.map((n) => like(compute(n)).name);
+        if (node.className === 'Multiply') return xs.map((_, i) => same(xs.reduce((acc, x, j) => (j === i ? acc : b.node('Mul', [acc, x])), g.name)));
+        // Ties send the gradient to the first input that holds the maximum, as in backprop.ts.
+        let taken = '';
+        return xs.map((x) => {
+          const hit = b.node('Equal', [x, y.name]);
+          const first = taken ? b.node('And', [hit, b.node('Not', [taken])]) : hit;
+          taken = taken ? b.node('Or', [taken, hit]) : hit;
+          return same(b.node('Where', [first, g.name, scalar(0)]));
+        });
+      }
       case 'Concatenate': {
         const rank = shapeOf(node.name).length + 1;
         let axis = Number(cfg.axis ?? -1);

@@ -18,6 +18,9 @@ export class NoTranslation extends Error {}
 
 /** `X` is layer X's output; `X:pre` is a Conv2D/Dense layer's output before its activation. */
 export const preOf = (layer: string) => `${layer}:pre`;
+/** `X:label` is the index of the largest value of X's output per row (the first on ties), as int32. */
+export const labelOf = (layer: string) => `${layer}:label`;
+const LABEL = /:label$/;
 
 const OPSET = 17;
 export type Layout = 'nchw' | 'nhwc' | 'plain';
@@ -25,6 +28,7 @@ export interface Value { name: string; layout: Layout; rank: number }
 
 const F32 = onnx.TensorProto.DataType.FLOAT;
 const I64 = onnx.TensorProto.DataType.INT64;
+const I32 = onnx.TensorProto.DataType.INT32;
 
 /** Keras's selu constants (keras.activations.selu). */
 const SELU = { alpha: 1.6732632423543772, gamma: 1.0507009873554805 };
@@ -137,9 +141,9 @@ export function translate(net: Net, feeds: string[], fetches: string[], inputCha
     if (!s) throw new NoTranslation(`no layer named "${key}"`);
     return s;
   };
-  const info = (name: string, shape: number[]): Proto.IValueInfoProto => ({
+  const info = (name: string, shape: number[], elemType = F32): Proto.IValueInfoProto => ({
     name,
-    type: { tensorType: { elemType: F32, shape: { dim: [{ dimParam: 'N' }, ...shape.map((d) => ({ dimValue: d }))] } } },
+    type: { tensorType: { elemType, shape: { dim: [{ dimParam: 'N' }, ...shape.map((d) => ({ dimValue: d }))] } } },
   });
   for (const feed of feeds) {
     const name = b.fresh(`in_${feed}`);
@@ -344,7 +348,17 @@ export function translate(net: Net, feeds: string[], fetches: string[], inputCha
     outputs.set(key, v.name);
     graphOutputs.push(info(v.name, dims));
   };
-  for (const fetch of fetches) output(fetch, compute(fetch), shapeOf(fetch));
+  for (const fetch of fetches) {
+    if (!LABEL.test(fetch)) {
+      output(fetch, compute(fetch), shapeOf(fetch));
+      continue;
+    }
+    // ArgMax keeps the first of equal values, as argMaxRows does; only the labels leave the engine.
+    const flat = b.node('Flatten', [toLayout(compute(fetch.replace(LABEL, '')), 'nhwc').name], { axis: 1 });
+    const name = b.node('Cast', [b.node('ArgMax', [flat], { axis: 1, keepdims: 0, select_last_index: 0 })], { to: I32 });
+    outputs.set(fetch, name);
+    graphOutputs.push(info(name, [], I32));
+  }
   extend?.({
     b, net, compute, toLayout, output,
     input: (key, dims, layout) => {
