@@ -27,7 +27,7 @@ export async function loadOnnxRuntime(): Promise<boolean> {
  * ONNX Runtime's CPU kernels run a conv net fastest on small batches, whose activations stay in
  * the core's cache: on the lab network, 32 rows a run give ~5,500 images/s on one thread against
  * ~4,200 for 256, and the bench's plain pass in 2 processes went from 5,649 to 7,607 images/s.
- * (On a slower host another day the rate was flat, 3,200-3,340 images/s from 8 to 256 rows: 32 never loses.)
+ * (On a slower host another day the rate was flat, 3,200-3,340 images/s from 8 to 256 rows: 32 was as good as any.)
  * A graph fed above the input (the dense top of a sweep step) is the other way round, as its
  * weights are reused by every row of a run: the labels of 5,773 lab rows fed at conv_4 and fc_1
  * took 39-44 ms in runs of 256 against 45-65 ms in runs of 32 (1,024: 37 ms, for 4x the memory).
