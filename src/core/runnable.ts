@@ -6,7 +6,7 @@ import { UserError } from './errors';
 import { loadModel, type LoadedModel } from './keras/load';
 import { initBackend, tfjsBackend } from './model/backend';
 import { Net } from './model/net';
-import { OnnxEngine } from './model/onnx/engine';
+import { OnnxEngine, type KernelLayout } from './model/onnx/engine';
 import type { Backend } from './types';
 
 const REFUSED = new Set(['lambda-layer', 'custom-object', 'nested-model', 'non-finite-weights']);
@@ -14,6 +14,8 @@ const REFUSED = new Set(['lambda-layer', 'custom-object', 'nested-model', 'non-f
 export interface RunOptions {
   /** ONNX Runtime's intra-op threads; default one per core (the worker gives each shard process its share) */
   threads?: number;
+  /** ONNX Runtime's convolution kernels: the faster on this model and CPU (default), or one layout */
+  kernels?: KernelLayout | 'fastest';
 }
 
 export async function loadRunnable(file: string, arch?: string, backend?: Backend | 'auto', opts: RunOptions = {}): Promise<{ model: LoadedModel; net: Net; backend: Backend }> {
@@ -24,7 +26,7 @@ export async function loadRunnable(file: string, arch?: string, backend?: Backen
   const net = new Net(model);
   if (used !== 'onnxruntime') return { model, net, backend: used };
   try {
-    net.onnx = OnnxEngine.create(net, opts.threads ?? os.availableParallelism());
+    net.onnx = OnnxEngine.create(net, opts.threads ?? os.availableParallelism(), opts.kernels);
     return { model, net, backend: used };
   } catch (e) {
     // Per model: a layer without an ONNX translation runs the whole model on tfjs, and says so.

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runAudit } from '../../src/core/audit/audit';
 import { Shard } from '../../src/core/audit/shard';
 import { openDataset } from '../../src/core/data/dataset';
+import type { KernelLayout } from '../../src/core/model/onnx/engine';
 import { preOf } from '../../src/core/model/onnx/translate';
 import { argMaxRows } from '../../src/core/model/outputs';
 import { loadRunnable } from '../../src/core/runnable';
@@ -19,10 +20,24 @@ import { writeKerasModelH5 } from '../../src/core/h5/write';
 import { cliPath, demo, k3, lab, needsDemo, needsShared, repoRoot, tmpDir, maxAbs, maxDiff } from '../helpers';
 
 const ARCH = lab('bd_net_pruned45_keras2.15.h5');
+/** Both of ONNX Runtime's convolution layouts: which one a run takes depends on the host's timing. */
+const KERNELS: KernelLayout[] = ['blocked', 'plain'];
+
+/** `f` with ONNX Runtime held to one kernel layout (the variable reaches shard processes too). */
+async function withKernels<T>(kernels: KernelLayout, f: () => Promise<T>): Promise<T> {
+  const before = process.env.BACKDOOR_AUDIT_ORT_KERNELS;
+  process.env.BACKDOOR_AUDIT_ORT_KERNELS = kernels;
+  try {
+    return await f();
+  } finally {
+    if (before === undefined) delete process.env.BACKDOOR_AUDIT_ORT_KERNELS;
+    else process.env.BACKDOOR_AUDIT_ORT_KERNELS = before;
+  }
+}
 
 /** `fetches` for every image of `data`, on `backend`. */
-async function outputsOf(backend: Backend, model: string, arch: string | undefined, data: string, fetches: (outputName: string) => string[]) {
-  const { net, backend: used } = await loadRunnable(model, arch, backend);
+async function outputsOf(backend: Backend, model: string, arch: string | undefined, data: string, fetches: (outputName: string) => string[], kernels?: KernelLayout) {
+  const { net, backend: used } = await loadRunnable(model, arch, backend, { kernels });
   assert.equal(used, backend, `${model} runs on ${backend}`);
   const src = await openDataset(data, net.graph.inputShape, net.classes);
   try {
@@ -36,23 +51,46 @@ async function outputsOf(backend: Backend, model: string, arch: string | undefin
 test('lab BadNet: every layer ONNX Runtime gives (channels-last, Keras\'s Flatten order) equals tfjs within float noise', { skip: needsShared }, async () => {
   const layers = ['conv_1', 'pool_2', 'conv_3', 'pool_3', 'conv_4', 'flatten_1', 'flatten_2', 'fc_1', 'fc_2', 'add_1', 'activation_1'];
   const want = (out: string) => [...layers, out];
-  const ort = await outputsOf('onnxruntime', lab('bd_weights.h5'), ARCH, lab('faces_sunglasses.h5'), want);
   const wasm = await outputsOf('wasm', lab('bd_weights.h5'), ARCH, lab('faces_sunglasses.h5'), want);
-  for (const name of ort.keys()) {
-    const scale = Math.max(1, maxAbs(wasm.get(name)!));
-    // Relative to the layer's largest value: a wrong layout or Flatten order is off by that much, not by 1e-5.
-    assert.ok(maxDiff(ort.get(name)!, wasm.get(name)!) / scale < 1e-5, `${name}: ${maxDiff(ort.get(name)!, wasm.get(name)!)} of ${scale}`);
+  for (const kernels of KERNELS) {
+    const ort = await outputsOf('onnxruntime', lab('bd_weights.h5'), ARCH, lab('faces_sunglasses.h5'), want, kernels);
+    for (const name of ort.keys()) {
+      const scale = Math.max(1, maxAbs(wasm.get(name)!));
+      // Relative to the layer's largest value: a wrong layout or Flatten order is off by that much, not by 1e-5.
+      assert.ok(maxDiff(ort.get(name)!, wasm.get(name)!) / scale < 1e-5, `${kernels} ${name}: ${maxDiff(ort.get(name)!, wasm.get(name)!)} of ${scale}`);
+    }
+  }
+});
+
+test('ONNX Runtime\'s kernel layout: timed per graph with convolutions and the faster kept; a graph without any stays blocked', { skip: needsShared }, async () => {
+  const { net } = await loadRunnable(lab('bd_weights.h5'), ARCH, 'onnxruntime', { kernels: 'fastest' });
+  const src = await openDataset(lab('faces_clean.h5'), net.graph.inputShape, net.classes);
+  try {
+    const x = src.read(0, src.info.count);
+    const probs = (await net.compute({ [net.graph.inputs[0]]: x }, src.info.count, [net.outputName])).get(net.outputName)!;
+    const layouts = await net.onnx!.kernelLayouts();
+    assert.equal(layouts.length, 1);
+    assert.ok(['blocked', 'plain'].includes(layouts[0]), layouts[0]);
+    // Fed at fc_1 and conv_4's output: dense layers only, nothing to time.
+    const top = await net.compute({ [net.graph.inputs[0]]: x }, src.info.count, ['activation_1']);
+    await net.onnx!.run({ activation_1: top.get('activation_1')! }, src.info.count, [net.outputName]);
+    assert.deepEqual((await net.onnx!.kernelLayouts()).slice(-1), ['blocked']);
+    const forced = await outputsOf('onnxruntime', lab('bd_weights.h5'), ARCH, lab('faces_clean.h5'), (o) => [o], layouts[0] === 'blocked' ? 'plain' : 'blocked');
+    assert.ok(maxDiff(probs, [...forced.values()][0]) < 1e-5, 'the other layout gives the same softmax');
+  } finally {
+    src.close();
+    net.dispose();
   }
 });
 
 test('keras3-small: ONNX Runtime\'s softmax within 1e-5 of Keras, pooled means too, in .h5 and .keras forms', { skip: needsShared }, async () => {
   const expected = JSON.parse(readFileSync(k3('expected.json'), 'utf8'));
-  for (const backend of ['onnxruntime', 'wasm'] as const) {
+  for (const [backend, kernels] of [['onnxruntime', 'blocked'], ['onnxruntime', 'plain'], ['wasm', undefined]] as const) {
     for (const model of ['model.h5', 'model.keras']) {
-      const outs = await outputsOf(backend, k3(model), undefined, k3('inputs.h5'), (o) => [o, 'pool_b']);
+      const outs = await outputsOf(backend, k3(model), undefined, k3('inputs.h5'), (o) => [o, 'pool_b'], kernels);
       const [probs, pool] = [...outs.values()];
       const flat = (expected.softmax as number[][]).flat();
-      flat.forEach((p, i) => assert.ok(Math.abs(probs[i] - p) < 1e-5, `${backend} ${model} softmax ${i}: ${probs[i]} vs ${p}`));
+      flat.forEach((p, i) => assert.ok(Math.abs(probs[i] - p) < 1e-5, `${backend} ${kernels ?? ''} ${model} softmax ${i}: ${probs[i]} vs ${p}`));
       const c = expected.pool_b_channel_mean.length;
       const means = new Float64Array(c);
       pool.forEach((v, i) => { means[i % c] += v / (pool.length / c); });
@@ -204,14 +242,16 @@ test('demo BadNet, all 3,200 images: every step, threshold, B\' and G count is t
     model: demo('bd_net.h5'), cleanValid: demo('valid.h5'), poisonedValid: demo('bd_valid.h5'),
     cleanTest: demo('test.h5'), poisonedTest: demo('bd_test.h5'), out: path.join(dir, backend), backend,
   });
-  const ort = await auditNumbers(opts('onnxruntime'));
   const wasm = await auditNumbers(opts('wasm'));
-  assert.equal(ort.backend, 'onnxruntime');
   assert.equal(wasm.backend, 'wasm');
-  assert.deepEqual(ort.numbers, wasm.numbers);
-  ort.meanActivations.forEach((v, i) => assert.ok(Math.abs(v - wasm.meanActivations[i]) <= 1e-5 * Math.max(1, Math.abs(v)), `mean activation ${i}`));
-  // Not vacuous: the sweep moves accuracy and the attack rate.
-  assert.ok(ort.numbers.steps.some((s) => s.validAttackRate! < ort.numbers.baseline.validAttackRate!));
+  for (const kernels of KERNELS) {
+    const ort = await withKernels(kernels, () => auditNumbers({ ...opts('onnxruntime'), out: path.join(dir, `onnxruntime-${kernels}`) }));
+    assert.equal(ort.backend, 'onnxruntime');
+    assert.deepEqual(ort.numbers, wasm.numbers, kernels);
+    ort.meanActivations.forEach((v, i) => assert.ok(Math.abs(v - wasm.meanActivations[i]) <= 1e-5 * Math.max(1, Math.abs(v)), `${kernels} mean activation ${i}`));
+    // Not vacuous: the sweep moves accuracy and the attack rate.
+    assert.ok(ort.numbers.steps.some((s) => s.validAttackRate! < ort.numbers.baseline.validAttackRate!));
+  }
 });
 
 test('lab BadNet on the real faces: the same numbers on onnxruntime and wasm', { skip: needsShared }, async () => {
@@ -220,7 +260,10 @@ test('lab BadNet on the real faces: the same numbers on onnxruntime and wasm', {
     model: lab('bd_weights.h5'), arch: ARCH, cleanValid: lab('faces_clean.h5'), poisonedValid: lab('faces_sunglasses.h5'),
     cleanTest: lab('faces_clean.h5'), poisonedTest: lab('faces_sunglasses.h5'), thresholds: [2, 30, 50], out: path.join(dir, backend), backend,
   });
-  assert.deepEqual((await auditNumbers(opts('onnxruntime'))).numbers, (await auditNumbers(opts('wasm'))).numbers);
+  const wasm = (await auditNumbers(opts('wasm'))).numbers;
+  for (const kernels of KERNELS) {
+    assert.deepEqual((await withKernels(kernels, () => auditNumbers({ ...opts('onnxruntime'), out: path.join(dir, `onnxruntime-${kernels}`) }))).numbers, wasm, kernels);
+  }
 });
 
 test('CLI: --backend onnxruntime is reported, and the worker loads the native binding from the bundle', { skip: needsShared }, () => {

@@ -34,40 +34,100 @@ export async function loadOnnxRuntime(): Promise<boolean> {
  */
 const ROWS_PER_RUN = { fromInput: 32, fromInside: 256 };
 
-export class OnnxEngine {
-  private readonly sessions = new Map<string, Promise<{ session: Ort.InferenceSession; inputs: Map<string, string>; outputs: Map<string, string> }>>();
+/**
+ * ONNX Runtime's highest optimisation level ('all') reorders convolutions into blocks of channels
+ * (NCHWc), padding each conv's channels up to the block (16 floats with AVX-512). On the demo net
+ * (16 to 64 channels) that ran 1.75x faster than the plain NCHW kernels of the 'extended' level; on
+ * the lab's (20, 40 and 60 channels, padded to 32, 48 and 64) 1.19x slower. Which wins depends on
+ * the model and the CPU, so a graph with convolutions is built both ways, timed on its first run,
+ * and the faster kept. The blocked kernels stay unless the plain ones beat them by PLAIN_MARGIN, so a
+ * close call on a noisy host does not flip from one run to the next.
+ */
+export type KernelLayout = 'blocked' | 'plain';
+const LEVEL: Record<KernelLayout, 'all' | 'extended'> = { blocked: 'all', plain: 'extended' };
+const PLAIN_MARGIN = 1.1;
 
-  private constructor(private readonly net: Net, readonly threads: number) {}
+/** The layout to run with: the faster, or one named by BACKDOOR_AUDIT_ORT_KERNELS (to reproduce a run's numbers). */
+export function kernelsFromEnv(): KernelLayout | 'fastest' {
+  const v = process.env.BACKDOOR_AUDIT_ORT_KERNELS;
+  return v === 'blocked' || v === 'plain' ? v : 'fastest';
+}
+
+/** The fastest of a few runs of `session` on `feeds`, in ms, after one run to warm it up. */
+async function fastestRun(session: Ort.InferenceSession, feeds: Record<string, Ort.Tensor>, runs = 4): Promise<number> {
+  await session.run(feeds);
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+interface Session {
+  session: Ort.InferenceSession;
+  inputs: Map<string, string>;
+  outputs: Map<string, string>;
+  kernels: KernelLayout;
+}
+
+export class OnnxEngine {
+  private readonly sessions = new Map<string, Promise<Session>>();
+
+  private constructor(private readonly net: Net, readonly threads: number, readonly kernels: KernelLayout | 'fastest') {}
 
   /**
    * Checks that every layer of `net` translates (NoTranslation otherwise), so a model
    * that cannot run here fails now. Sessions come on first use: each keeps its own
    * memory arena (~150 MB at batch 256 on the lab net), so a shard creates only those it runs.
    */
-  static create(net: Net, threads: number): OnnxEngine {
+  static create(net: Net, threads: number, kernels: KernelLayout | 'fastest' = kernelsFromEnv()): OnnxEngine {
     if (!ort) throw new Error('onnxruntime-node is not loaded');
     translate(net, [net.graph.inputs[0]], [net.outputName]);
-    return new OnnxEngine(net, threads);
+    return new OnnxEngine(net, threads, kernels);
   }
 
-  private session(feeds: string[], fetches: string[], inputChannelsFirst = false, gradient?: GradientSpec) {
+  /** `probe` gives the session's first feeds, by ONNX input name, to time the kernel layouts on. */
+  private session(feeds: string[], fetches: string[], probe: (inputs: Map<string, string>) => Record<string, Ort.Tensor>, inputChannelsFirst = false, gradient?: GradientSpec) {
     const key = `${feeds.join(',')}|${fetches.join(',')}|${inputChannelsFirst}|${JSON.stringify(gradient ?? null)}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = (async () => {
+      s = (async (): Promise<Session> => {
         const t = translate(this.net, feeds, fetches, inputChannelsFirst, gradient && ((ctx) => appendGradient(ctx, gradient)));
-        const session = await ort!.InferenceSession.create(t.model, {
+        const create = (kernels: KernelLayout) => ort!.InferenceSession.create(t.model, {
           intraOpNumThreads: this.threads,
           interOpNumThreads: 1,
           executionMode: 'sequential',
-          graphOptimizationLevel: 'all',
+          graphOptimizationLevel: LEVEL[kernels],
         });
-        return { session, inputs: t.inputs, outputs: t.outputs };
+        const chosen = (kernels: KernelLayout, session: Ort.InferenceSession) => ({ session, inputs: t.inputs, outputs: t.outputs, kernels });
+        if (this.kernels !== 'fastest') return chosen(this.kernels, await create(this.kernels));
+        const blocked = await create('blocked');
+        if (!t.convolutions) return chosen('blocked', blocked);
+        let plain: Ort.InferenceSession | undefined;
+        try {
+          plain = await create('plain');
+          const first = probe(t.inputs);
+          if ((await fastestRun(blocked, first)) > PLAIN_MARGIN * (await fastestRun(plain, first))) {
+            await blocked.release();
+            return chosen('plain', plain);
+          }
+        } catch {
+          // Whatever went wrong in the timing, the blocked session is what ran before it: its own runs will say.
+        }
+        await plain?.release();
+        return chosen('blocked', blocked);
       })();
       s.catch(() => this.sessions.delete(key));
       this.sessions.set(key, s);
     }
     return s;
+  }
+
+  /** The kernel layout each session built so far runs with (for logs and tests). */
+  async kernelLayouts(): Promise<KernelLayout[]> {
+    return Promise.all([...this.sessions.values()].map(async (s) => (await s).kernels));
   }
 
   /**
@@ -87,20 +147,20 @@ export class OnnxEngine {
   private async runRows(feeds: Record<string, Float32Array>, n: number, fetches: string[], inputChannelsFirst = false): Promise<Map<string, Float32Array | Int32Array>> {
     const names = Object.keys(feeds);
     const perRun = names.includes(this.net.graph.inputs[0]) ? ROWS_PER_RUN.fromInput : ROWS_PER_RUN.fromInside;
-    const { session, inputs, outputs } = await this.session(names, fetches, inputChannelsFirst);
     // Each feed's dims without the batch axis, and its floats per row.
     const shaped = names.map((name) => {
       const shape = this.net.shapes.get(name.replace(/:pre$/, ''))!;
       const dims = inputChannelsFirst && name === this.net.graph.inputs[0] ? [shape[2], shape[0], shape[1]] : shape;
       return { name, dims, per: dims.reduce((a, b) => a * b, 1) };
     });
+    /** The run of rows [s, s + m), by ONNX input name. */
+    const rows = (inputs: Map<string, string>, s: number, m: number) => Object.fromEntries(shaped.map(({ name, dims, per }) =>
+      [inputs.get(name)!, new ort!.Tensor('float32', feeds[name].subarray(s * per, (s + m) * per), [m, ...dims])]));
+    const { session, inputs, outputs } = await this.session(names, fetches, (inputs) => rows(inputs, 0, Math.min(n, perRun)), inputChannelsFirst);
     const result = new Map<string, Float32Array | Int32Array>();
     for (let s = 0; s < n; s += perRun) {
       const m = Math.min(n, s + perRun) - s;
-      const input: Record<string, Ort.Tensor> = {};
-      for (const { name, dims, per } of shaped) {
-        input[inputs.get(name)!] = new ort!.Tensor('float32', feeds[name].subarray(s * per, (s + m) * per), [m, ...dims]);
-      }
+      const input = rows(inputs, s, m);
       const out = await session.run(input);
       for (const f of fetches) {
         const data = out[outputs.get(f)!].data as Float32Array | Int32Array;
@@ -131,11 +191,12 @@ export class OnnxEngine {
    */
   async gradient(spec: GradientSpec, x: Float32Array, n: number, target: Float32Array): Promise<{ logits: Float32Array; dx: Float32Array }> {
     const inputName = this.net.graph.inputs[0];
-    const { session, inputs, outputs } = await this.session([inputName], [], false, spec);
-    const out = await session.run({
+    const feeds = (inputs: Map<string, string>) => ({
       [inputs.get(inputName)!]: new ort!.Tensor('float32', x, [n, ...this.net.shapes.get(inputName)!]),
       [inputs.get(GRADIENT.target)!]: new ort!.Tensor('float32', target, [n, target.length / n]),
     });
+    const { session, inputs, outputs } = await this.session([inputName], [], feeds, false, spec);
+    const out = await session.run(feeds(inputs));
     return { logits: out[outputs.get(GRADIENT.logits)!].data as Float32Array, dx: out[outputs.get(GRADIENT.dx)!].data as Float32Array };
   }
 

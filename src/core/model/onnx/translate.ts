@@ -112,6 +112,8 @@ export interface Translation {
   /** ONNX input and output names, by feed and fetch name */
   inputs: Map<string, string>;
   outputs: Map<string, string>;
+  /** Conv nodes in the graph (the gradient's included): ONNX Runtime's kernel layout matters only where there are some */
+  convolutions: number;
 }
 
 /** What an extension of the forward graph (the gradient of backward.ts) works with. */
@@ -374,5 +376,6 @@ export function translate(net: Net, feeds: string[], fetches: string[], inputCha
     opsetImport: [{ domain: '', version: OPSET }],
     graph: { name: net.graph.name || 'model', node: b.nodes, initializer: b.initializers, input: graphInputs, output: graphOutputs },
   };
-  return { model: onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish(), inputs, outputs };
+  const convolutions = b.nodes.filter((n) => n.opType === 'Conv').length;
+  return { model: onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish(), inputs, outputs, convolutions };
 }
