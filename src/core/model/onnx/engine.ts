@@ -53,9 +53,14 @@ export function kernelsFromEnv(): KernelLayout | 'fastest' {
   return v === 'blocked' || v === 'plain' ? v : 'fastest';
 }
 
-/** The fastest of a few runs of `session` on `feeds`, in ms, after one run to warm it up. */
-async function fastestRun(session: Ort.InferenceSession, feeds: Record<string, Ort.Tensor>, runs = 4): Promise<number> {
+/**
+ * The fastest of up to 4 runs of `session` on `feeds`, in ms, after one run to warm it up. A big
+ * model gets fewer runs (one when a run takes 250 ms or more), so choosing costs it seconds at most.
+ */
+async function fastestRun(session: Ort.InferenceSession, feeds: Record<string, Ort.Tensor>): Promise<number> {
+  const t0 = performance.now();
   await session.run(feeds);
+  const runs = Math.max(1, Math.min(4, Math.floor(250 / Math.max(1, performance.now() - t0))));
   let best = Infinity;
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
