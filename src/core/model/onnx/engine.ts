@@ -47,9 +47,12 @@ export type KernelLayout = 'blocked' | 'plain';
 const LEVEL: Record<KernelLayout, 'all' | 'extended'> = { blocked: 'all', plain: 'extended' };
 const PLAIN_MARGIN = 1.1;
 
-/** The layout to run with: the faster, or one named by BACKDOOR_AUDIT_ORT_KERNELS (to reproduce a run's numbers). */
-export function kernelsFromEnv(): KernelLayout | 'fastest' {
-  const v = process.env.BACKDOOR_AUDIT_ORT_KERNELS;
+/** Names one layout for every engine of a process and its shard processes (to reproduce a run's numbers). */
+export const KERNELS_VARIABLE = 'BACKDOOR_AUDIT_ORT_KERNELS';
+
+/** The layout to run with: the faster, or the one KERNELS_VARIABLE names. */
+function kernelsFromEnv(): KernelLayout | 'fastest' {
+  const v = process.env[KERNELS_VARIABLE];
   return v === 'blocked' || v === 'plain' ? v : 'fastest';
 }
 
