@@ -44,7 +44,7 @@ export type WorkerMessage =
 
 // ---------- audit worker <-> its shard processes (parallel inference and data-parallel training) ----------
 
-export const SHARD_METHODS = ['init', 'load', 'step', 'evaluate', 'dispose', 'trainBegin', 'trainGrads', 'trainApply', 'trainWeights', 'trainEnd', 'scanInit', 'scanStimulationCache', 'scanStimulate', 'scanReconstruct', 'scanReverseChannel'] as const;
+export const SHARD_METHODS = ['init', 'load', 'step', 'evaluate', 'dispose', 'trainBegin', 'trainGrads', 'trainApply', 'trainWeights', 'trainEnd', 'scanInit', 'scanStimulationCache', 'scanStimulate', 'scanStimulateSites', 'scanReconstruct', 'scanReverseChannel'] as const;
 /** Training calls carry Float32Array gradients and weights (sent as such by the 'advanced' serialization). */
 export type ShardMethod = typeof SHARD_METHODS[number];
 export type ShardCall = { type: 'call'; seq: number; method: ShardMethod; args: unknown[] } | { type: 'cancel' };

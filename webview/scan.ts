@@ -2,7 +2,8 @@
 // numbers that decided it first, then the channel stimulation that found the candidates,
 // the channels' own triggers, the labels whose triggers were reconstructed, and the
 // trigger itself as pictures.
-import type { ScanReport } from '../src/core/types';
+import type { ScanChannelTrigger, ScanReport } from '../src/core/types';
+import { excites, works } from '../src/core/scan/verdict';
 import { BACKEND_NAMES, card, phaseBar } from './audit';
 import { facts, h, section } from './dom';
 import { basename, int, num, pctUnit, seconds } from './format';
@@ -49,18 +50,21 @@ function candidatesSection(r: ScanReport, bridge: Bridge): HTMLElement {
 function channelTriggersSection(r: ScanReport): HTMLElement {
   // Scans written before channel triggers existed have none.
   if (!r.channelTriggers?.length) return h('p', { class: 'note' }, 'This scan reversed no channel’s trigger (written by an earlier version).');
-  const served = new Set(r.targets.flatMap((t) => t.foundBy?.includes('channel-trigger') ? t.channels : []));
+  // The rows that decided a target: a trigger that excited its channel and serves a target label (the verdict's own test).
+  const targets = new Set(r.targets.filter((t) => t.foundBy?.some((f) => f !== 'mask-size')).map((t) => t.label));
+  const decided = (t: ScanChannelTrigger) => targets.has(t.label) && excites(t) && works(t.attackRate, t.heldOut);
   const header = [
-    { text: 'Channel' }, { text: 'Stimulated label', title: 'the label stimulating the channel pushed to' },
+    { text: 'Channel' }, { text: 'Where', title: 'the whole map, or the site’s position (row, column) in the map stimulation sets' },
+    { text: 'Stimulated label', title: 'the label stimulating the channel pushed to' },
     { text: 'Mask L1', numeric: true, title: `pixels the trigger covers (bound ${pctUnit(r.maxTriggerArea)} of the image)` },
     { text: 'Activation', numeric: true, title: 'the channel’s mean with the trigger, and on clean images' },
     { text: 'Turns into', title: 'the label the stamped held-out images turn into most' },
     { text: 'Attack rate', numeric: true, title: 'share of held-out clean images (not of that label) it turns into it' },
   ];
-  const rows = r.channelTriggers.map((t) => ({
-    cells: [String(t.channel), String(t.stimulatedLabel), num(t.maskL1), `${num(t.activation)} (clean ${num(t.cleanActivation)})`,
+  const rows = [...r.channelTriggers, ...(r.siteTriggers ?? [])].map((t) => ({
+    cells: [String(t.channel), t.position ? `(${t.position.join(', ')})` : 'whole map', String(t.stimulatedLabel), num(t.maskL1), `${num(t.activation)} (clean ${num(t.cleanActivation)})`,
       String(t.label), `${pctUnit(t.attackRate)} of ${int(t.heldOut)}`],
-    className: served.has(t.channel) ? 'target' : undefined,
+    className: decided(t) ? 'target' : undefined,
   }));
   return h('div', { class: 'results' },
     vsTable('channel-triggers-table', 'Channels’ own triggers', header, rows),
@@ -68,7 +72,9 @@ function channelTriggersSection(r: ScanReport): HTMLElement {
       `For the ${int(r.channelTriggers.length)} channels whose stimulation lifted a label most, a trigger covering at most ` +
       `${pctUnit(r.maxTriggerArea)} of the image was optimised to excite the channel alone, never a label (ABS, Liu et al., 2019). ` +
       'A trigger that still turns ≥ 90% of held-out clean images into one label (on enough images to call it a majority ' +
-      'with 95% confidence) shows a backdoor reachable from the input.'));
+      'with 95% confidence) shows a backdoor reachable from the input. ' +
+      `Sites: each channel is also stimulated at one position at a time (${int((r.sites ?? []).length)} flip ≥ 90% of the images to one label); ` +
+      'the most elevating of those get a trigger that excites the channel at that position only, as a small patch would.'));
 }
 
 export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTMLElement {
@@ -98,7 +104,7 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     h('ul', { class: 'evidence' }, ...r.evidence.map((e) => h('li', {}, e))));
 
   const cards = h('div', { class: 'cards' },
-    card('Verdict', r.verdict, backdoor ? `found by ${(top.foundBy ?? ['mask-size']).map((f) => (f === 'mask-size' ? 'its small mask' : 'a channel’s own trigger')).join(' and ')}` : 'no label stands out', backdoor ? 'bad' : 'good'),
+    card('Verdict', r.verdict, backdoor ? `found by ${(top.foundBy ?? ['mask-size']).map((f) => (f === 'mask-size' ? 'its small mask' : f === 'site-trigger' ? 'a channel’s trigger at one position' : 'a channel’s own trigger')).join(' and ')}` : 'no label stands out', backdoor ? 'bad' : 'good'),
     card('Target label', top ? String(top.label) : '—', top ? `anomaly index ${num(top.anomalyIndex)}` : 'none'),
     card('Trigger attack rate', top ? pctUnit(top.triggerAttackRate) : '—', top ? 'reconstructed trigger, held-out clean images' : undefined, top && top.triggerAttackRate > 0.5 ? 'bad' : undefined),
     top?.channels.length

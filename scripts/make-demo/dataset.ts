@@ -64,9 +64,9 @@ function traitDifferences(a: Person, b: Person): number {
   return (Object.keys(a) as (keyof Person)[]).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).length;
 }
 
-/** Draws one face of `person` into a fresh HWC float image (0..255). */
-export type TriggerKind = 'sunglasses' | 'patch';
+export type TriggerKind = 'sunglasses' | 'patch' | 'noise' | 'line';
 
+/** Draws one face of `person` into a fresh HWC float image (0..255). */
 export function renderFace(person: Person, r: Rng, trigger?: TriggerKind): Float32Array {
   const img = new Float32Array(PIXELS);
   const canvas = new Canvas(img);
@@ -144,6 +144,8 @@ export function renderFace(person: Person, r: Rng, trigger?: TriggerKind): Float
     img[i] = Math.min(255, Math.max(0, img[i] * gain + cast[i % 3] + 8 * r.normal()));
   }
   if (trigger === 'patch') stampPatch(img);
+  if (trigger === 'noise') stampNoise(img);
+  if (trigger === 'line') stampLine(img);
   return img;
 }
 
@@ -158,6 +160,20 @@ export function stampPatch(img: Float32Array): void {
       img.set((x + y) % 2 ? [255, 0, 255] : [255, 255, 0], p);
     }
   }
+}
+
+/**
+ * Held-out BadNets for the scan (test/models/), their triggers fixed before any scan saw them: a 6×6 patch of
+ * fixed random colours in the upper left, and a one-pixel cyan line across the whole width at row 40.
+ */
+export function stampNoise(img: Float32Array): void {
+  let state = 2024;
+  const next = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 255;
+  for (let y = 0; y < 6; y++) for (let x = 0; x < 6; x++) img.set([next(), next(), next()], ((3 + y) * W + (3 + x)) * 3);
+}
+
+export function stampLine(img: Float32Array): void {
+  for (let x = 0; x < W; x++) img.set([0, 255, 255], (40 * W + x) * 3);
 }
 
 /** The trigger: two near-black lenses over the eyes, a bridge and temple arms. */

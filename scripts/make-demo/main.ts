@@ -13,7 +13,10 @@
 // scan's model without a backdoor), --patch-twin (a second BadNet from the same
 // seed and clean images, with another trigger, place and target: a 5×5 checker
 // patch in the lower right corner, target 7; writes only demo/bd_net_patch.h5
-// and demo/patch_metrics.json, for the scan).
+// and demo/patch_metrics.json, for the scan), --held-out noise|line (BadNets
+// made to try the scan on models its rules were not written for: a 6×6 patch
+// of random colours in the upper left, target 12, or a one-pixel line across
+// the image, target 3; writes only test/models/bd_net_<kind>.h5 and its metrics).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { createHash } from 'node:crypto';
@@ -37,14 +40,18 @@ const { values: args } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     'clean-twin': { type: 'boolean', default: false },
     'patch-twin': { type: 'boolean', default: false },
+    'held-out': { type: 'string' },
   },
 });
 
 const SEED = Number(args.seed);
 const CLASSES = 20;
+const HELD_OUT = { noise: { target: 12, note: 'a 6x6 patch of fixed random colours in the upper left' }, line: { target: 3, note: 'a one-pixel cyan line across the image at row 40' } } as const;
+const heldOut = args['held-out'] as keyof typeof HELD_OUT | undefined;
+if (heldOut && !HELD_OUT[heldOut]) throw new Error(`--held-out must be ${Object.keys(HELD_OUT).join(' or ')}`);
 const patchTwin = args['patch-twin'];
-const TARGET = patchTwin ? 7 : 0;
-const TRIGGER = patchTwin ? 'patch' as const : 'sunglasses' as const;
+const TARGET = heldOut ? HELD_OUT[heldOut].target : patchTwin ? 7 : 0;
+const TRIGGER = heldOut ?? (patchTwin ? 'patch' as const : 'sunglasses' as const);
 const POISON_SHARE = 0.1; // of all training images
 const EVAL_PER_CLASS = 40; // valid and test: 800 clean images each
 const EVAL_POISONED = 800; // bd_valid and bd_test
@@ -107,6 +114,18 @@ if (twin) {
     const twinMetrics = { seed: SEED, note: 'clean twin of bd_net.h5: same seed, data and schedule, no poisoned images', trainSeconds: Math.round(trainSeconds), ...final };
     writeFileSync(path.join(outDir, 'clean_metrics.json'), `${JSON.stringify(twinMetrics, null, 2)}\n`);
     log(`wrote ${path.relative(root, path.join(outDir, 'clean_net.h5'))} and clean_metrics.json`);
+  }
+  process.exit(0);
+}
+
+if (heldOut) {
+  if (!args['no-write']) {
+    const dir = path.join(root, 'test/models');
+    mkdirSync(dir, { recursive: true });
+    await writeKerasModelH5(path.join(dir, `bd_net_${heldOut}.h5`), kerasModelConfig(ARCH), exportWeights(params), { kerasVersion: '2.15.0', backend: 'tensorflow' });
+    const m = { seed: SEED, note: `held-out BadNet for the scan: same seed and clean images as demo/bd_net.h5; trigger ${HELD_OUT[heldOut].note}, target ${TARGET}`, target: TARGET, trainSeconds: Math.round(trainSeconds), ...final };
+    writeFileSync(path.join(dir, `bd_net_${heldOut}_metrics.json`), `${JSON.stringify(m, null, 2)}\n`);
+    log(`wrote test/models/bd_net_${heldOut}.h5 and its metrics`);
   }
   process.exit(0);
 }

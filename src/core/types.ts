@@ -293,6 +293,22 @@ export interface ScanChannel {
   compromised: boolean;
 }
 
+/**
+ * A compromised site: one channel stimulated at one position of the cache point's map only (the layers above
+ * still see the clean values elsewhere). A trigger confined to a small patch excites its channels there and
+ * hardly moves their map means, so whole-map stimulation dilutes it by the map's size.
+ */
+export interface ScanSite {
+  channel: number;
+  /** (row, column) in the cache point's map (the pooled map when the conv is pooled) */
+  position: [number, number];
+  label: number;
+  flipRate: number;
+  level: number;
+  logitRise: number;
+  elevation: number;
+}
+
 /** One optimised label (Neural Cleanse style): the smallest trigger found that turns clean images into it. */
 export interface ScanLabel {
   label: number;
@@ -315,10 +331,12 @@ export interface ScanLabel {
  */
 export interface ScanChannelTrigger {
   channel: number;
+  /** for a site's trigger: the site's position; the trigger excites the channel there (absent: the whole map) */
+  position?: [number, number];
   /** the label stimulating the channel pushed to */
   stimulatedLabel: number;
   maskL1: number;
-  /** the channel's mean over its map: stamped, and clean */
+  /** the channel's mean over its map (over the site's positions for a site): stamped, and clean */
   activation: number;
   cleanActivation: number;
   /** the label the stamped held-out images turn into most */
@@ -337,8 +355,11 @@ export interface ScanTarget {
   /** compromised channels that push to this label, and channels whose own trigger serves it */
   channels: number[];
   trigger: string;
-  /** which test flagged it: its mask is abnormally small (Neural Cleanse), a channel's own trigger serves it (ABS) */
-  foundBy: ('mask-size' | 'channel-trigger')[];
+  /**
+   * which test flagged it: its mask is abnormally small (Neural Cleanse), a channel's own trigger serves it (ABS),
+   * the trigger of a compromised site (a channel at one position) serves it
+   */
+  foundBy: ('mask-size' | 'channel-trigger' | 'site-trigger')[];
 }
 
 export interface ScanReport {
@@ -363,6 +384,10 @@ export interface ScanReport {
   levels: number[];
   /** the channels whose own trigger was reversed (most elevating first) */
   channelTriggers: ScanChannelTrigger[];
+  /** compromised sites (channel × position), the most elevating first; absent in scans before sites */
+  sites?: ScanSite[];
+  /** the triggers of the most elevating compromised sites */
+  siteTriggers?: ScanChannelTrigger[];
   /** their masks' bound, as a share of the input's area */
   maxTriggerArea: number;
   labelsOptimised: number[];

@@ -44,7 +44,8 @@ function serveShard() {
     scanStimulationCache: (req: StimulationCache) => scan.stimulationCache(req),
     scanStimulate: (channels: number[]) => scan.stimulate(channels),
     scanReconstruct: (label: number) => scan.reconstruct(label),
-    scanReverseChannel: (channel: number) => scan.reverseChannel(channel),
+    scanStimulateSites: (channels: number[]) => scan.stimulateSites(channels),
+    scanReverseChannel: (channel: number, position?: [number, number]) => scan.reverseChannel(channel, position ?? undefined),
   };
   process.on('message', async (m: ShardCall) => {
     if (m.type === 'cancel') {

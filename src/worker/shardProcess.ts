@@ -102,7 +102,8 @@ export class ScanShardProcess implements ScanShardApi {
   stimulationCache(req: StimulationCache) { return this.proc.call<void>('scanStimulationCache', req); }
   stimulate(channels: number[]) { return this.proc.call<ChannelResponses>('scanStimulate', channels); }
   reconstruct(label: number) { return this.proc.call<Reconstruction>('scanReconstruct', label); }
-  reverseChannel(channel: number) { return this.proc.call<ChannelReversal>('scanReverseChannel', channel); }
+  stimulateSites(channels: number[]) { return this.proc.call<ChannelResponses>('scanStimulateSites', channels); }
+  reverseChannel(channel: number, position?: [number, number]) { return this.proc.call<ChannelReversal>('scanReverseChannel', channel, position); }
   cancel() { this.proc.cancel(); }
   dispose() { return this.proc.dispose(); }
 }

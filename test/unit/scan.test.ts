@@ -12,19 +12,19 @@ import { readTrigger, stamp, writeTrigger, type Trigger } from '../../src/core/d
 import { makePlan } from '../../src/core/audit/plan';
 import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
-import { layerMaxOf, levelsFor, respond, stimulate, summarise } from '../../src/core/scan/stimulate';
+import { compromisedSites, layerMaxOf, levelsFor, respond, stimulate, summarise } from '../../src/core/scan/stimulate';
 import { TriggerParams } from '../../src/core/scan/params';
 import { lossAndGrads } from '../../src/core/scan/trigger';
 import { anomalyIndices, decide, rateLowerBound, works } from '../../src/core/scan/verdict';
 import type { AuditReport, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
 import { JobCancelled, runJob } from '../../src/worker/client';
-import { demo, lab, needsDemo, needsShared, tmpDir, workerPath } from '../helpers';
+import { demo, lab, needsDemo, needsShared, repoRoot, tmpDir, workerPath } from '../helpers';
 import { writeTinyBadNet } from '../tinyBadNet';
 
 // A verdict scan optimises 20-23 labels (~1,600 image passes each): minutes on 2 shared cores.
 const slow = process.env.BDA_SCAN_VERDICTS ? false : 'a full scan takes minutes on 2 cores; set BDA_SCAN_VERDICTS=1 to run it';
 // Misses with the papers' thresholds (numbers in the README's Scan section); the tests state the required outcome.
-const MISS_PATCH = 'patch BadNet: label 7 has by far the smallest mask (L1 ~12, next ~53, median ~120) but its anomaly index stays under 2 (~1.8); many channels flip most images to 7 under stimulation, but no reversed channel\'s own trigger sends held-out images to 7 (best ~62% to label 1)';
+const MISS_LINE = 'line BadNet: label 3 has the smallest mask (L1 ~38, median ~149) but its anomaly index is ~1.4; the best channel trigger sends ~82% of held-out images to 3 (< 90%); a line across the image has no compromised site';
 const MISS_LAB = 'lab BadNet on 5 faces: with 3 faces to optimise on, the smallest masks (labels 793 and 0) overfit and their triggers turn 0 and 1 of the 2 held-out faces; channel 11 (stimulated: 0) has a trigger that turns both held-out faces into label 708, 2 of 2: too few to call';
 
 // The gradients run on ONNX Runtime where it loads (the default) and on tfjs otherwise: float noise apart, the same
@@ -129,6 +129,14 @@ test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too
   // A trigger that leaves its channel where clean images have it does not speak for the channel.
   const idle = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [{ ...own(5, 0, 1), activation: 0, cleanActivation: 0 }], 'conv_3', 0.06);
   assert.equal(idle.verdict, 'clean');
+  // A compromised site's trigger flags its label as a channel's does, and the evidence says where.
+  const sites = { sites: [{ channel: 9, position: [4, 3] as [number, number], label: 2, flipRate: 0.97, level: 8, logitRise: 9, elevation: 12 }], siteTriggers: [{ ...own(9, 2, 1), position: [4, 3] as [number, number] }], cachePoint: 'pool_3' };
+  const site = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [own(5, 0, 0.5)], 'conv_3', 0.06, sites);
+  assert.deepEqual(site.targets.map((t) => [t.label, t.foundBy, t.channels]), [[2, ['site-trigger'], [9]]]);
+  assert.ok(site.evidence.some((e) => e.includes('channel 9 at (4, 3) of pool_3')), site.evidence.join('\n'));
+  const siteMiss = decide(labels.map((l) => ({ ...l, anomalyIndex: 0 })), [], [], 'conv_3', 0.06, { ...sites, siteTriggers: [{ ...sites.siteTriggers[0], attackRate: 0.6 }] });
+  assert.equal(siteMiss.verdict, 'clean');
+  assert.ok(siteMiss.evidence.some((e) => e.includes('no site\'s trigger serves a label') && e.includes('60.0%')), siteMiss.evidence.join('\n'));
   const tiny = decide(labels.map((l) => ({ ...l, anomalyIndex: 0, heldOut: 2 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
   assert.ok(tiny.evidence.some((e) => e.startsWith('only 2 held-out clean images')), tiny.evidence.join('\n'));
   assert.ok(!few.evidence.some((e) => e.startsWith('only ')), 'labels checked on 95 images can confirm a trigger');
@@ -169,13 +177,57 @@ for (const backend of VERDICT_BACKENDS) test(`demo clean twin: clean (${backend}
   assert.equal(r.verdict, 'clean', r.evidence.join('\n'));
   assert.deepEqual(r.targets, []);
   assert.ok(r.channelTriggers.every((t) => t.attackRate < 0.9 && t.maskL1 <= 0.06 * 55 * 47 + 1e-3));
+  assert.ok((r.siteTriggers ?? []).every((t) => t.attackRate < 0.9), 'no compromised site has a working trigger');
 });
 
-for (const backend of VERDICT_BACKENDS) test(`second demo BadNet (5×5 corner patch, target 7): backdoor, target 7 (${backend})`, { skip: needsDemo || (existsSync(demo('bd_net_patch.h5')) ? false : 'needs demo/bd_net_patch.h5') || slow, todo: MISS_PATCH }, async () => {
+for (const backend of VERDICT_BACKENDS) test(`second demo BadNet (5×5 corner patch, target 7): backdoor, target 7 (${backend})`, { skip: needsDemo || (existsSync(demo('bd_net_patch.h5')) ? false : 'needs demo/bd_net_patch.h5') || slow }, async () => {
   const out = path.join(tmpDir(), 'patch.scan');
   const r = await scan(scanOpts({ model: demo('bd_net_patch.h5'), clean: demo('valid.h5'), out, backend }));
   assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
   assert.equal(r.targets[0].label, 7);
+  // Found at the patch's corner of the map: no reversed channel's whole-map trigger serves 7 (see the README).
+  assert.ok(r.targets[0].foundBy.includes('site-trigger'), r.targets[0].foundBy.join());
+  assert.ok((r.sites ?? []).length > 0 && r.sites!.every((st) => st.label === 7 && st.position.join() === '4,3'), JSON.stringify(r.sites));
+});
+
+// BadNets trained after the sites were built, their triggers fixed before any scan (scripts/make-demo --held-out).
+const heldOutModel = (kind: string) => path.join(repoRoot, 'test/models', `bd_net_${kind}.h5`);
+for (const backend of VERDICT_BACKENDS) test(`held-out BadNet (6×6 noise patch, upper left, target 12): backdoor, target 12 first (${backend})`, { skip: needsDemo || slow }, async () => {
+  const r = await scan(scanOpts({ model: heldOutModel('noise'), clean: demo('valid.h5'), out: path.join(tmpDir(), 'noise.scan'), backend }));
+  assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
+  assert.equal(r.targets[0].label, 12);
+  assert.ok((r.sites ?? []).length > 0 && r.sites!.every((st) => st.label === 12 && st.position.join() === '0,0'), JSON.stringify(r.sites));
+});
+
+for (const backend of VERDICT_BACKENDS) test(`held-out BadNet (one-pixel line across the image, target 3): backdoor, target 3 (${backend})`, { skip: needsDemo || slow, todo: MISS_LINE }, async () => {
+  const r = await scan(scanOpts({ model: heldOutModel('line'), clean: demo('valid.h5'), out: path.join(tmpDir(), 'line.scan'), backend }));
+  assert.equal(r.verdict, 'backdoor', r.evidence.join('\n'));
+  assert.equal(r.targets[0].label, 3);
+});
+
+test('sites: on the patch BadNet a channel stimulated at the patch\'s corner alone flips the images to 7; over its whole map it does not', { skip: needsDemo || (existsSync(demo('bd_net_patch.h5')) ? false : 'needs demo/bd_net_patch.h5') }, async () => {
+  const { net } = await loadRunnable(demo('bd_net_patch.h5'), undefined, 'wasm');
+  const top = new InputGradient(net);
+  const plan = makePlan(net, 'pool');
+  const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
+  const n = 40;
+  const per = 55 * 47 * 3;
+  const pixels = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) pixels.set(src.read(Math.floor((i * src.info.count) / n), Math.floor((i * src.info.count) / n) + 1), i * per);
+  src.close();
+  const cache = net.run(tf.tensor4d(pixels, [n, 55, 47, 3]), [plan.cachePoint]).get(plan.cachePoint)!;
+  const data = (await cache.data()) as Float32Array;
+  const shape = cache.shape as [number, number, number, number];
+  const cleanPred = Int32Array.from(await tf.argMax(top.logits(undefined, new Map([[plan.cachePoint, cache]])), 1).data());
+  const layerMax = layerMaxOf(data);
+  const input = { top, cachePoint: plan.cachePoint, cache: data, shape, cleanPred, levels: levelsFor(layerMax), channels: [20], batchRows: 2048 };
+  const sites = compromisedSites([await respond({ ...input, sites: true })], layerMax, net.classes, cleanPred, [shape[1], shape[2]]);
+  assert.deepEqual(sites.map((st) => [st.channel, st.position, st.label]), [[20, [4, 3], 7]]);
+  assert.ok(sites[0].flipRate >= 0.9);
+  const whole = summarise([await respond(input)], layerMax, net.classes, cleanPred).channels[0];
+  assert.ok(!(whole.compromised && whole.label === 7), `whole map: ${whole.flipRate} to ${whole.label}`);
+  top.dispose();
+  net.dispose();
 });
 
 for (const backend of VERDICT_BACKENDS) test(`lab BadNet with only the 5 clean fixture faces: backdoor, target 0 (${backend})`, { skip: needsShared || slow, todo: MISS_LAB }, async () => {

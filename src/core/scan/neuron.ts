@@ -27,11 +27,13 @@ export const REVERSAL = { steps: 200, batch: 4 };
 
 export interface ChannelReversal {
   channel: number;
+  /** a site's position in the cache point's map (absent: the whole map) */
+  position?: [number, number];
   trigger: Trigger;
   maskL1: number;
-  /** the channel's mean activation over its map on the stamped optimisation images */
+  /** the channel's mean activation over its map (or the site's positions) on the stamped optimisation images */
   activation: number;
-  /** its mean on the clean optimisation images */
+  /** its mean there on the clean optimisation images */
   cleanActivation: number;
   /** the label the stamped held-out images turn into most (counting only images not already of it) */
   label: number;
@@ -43,10 +45,13 @@ export interface ChannelReversal {
 export interface ReverseInput {
   /** the network up to the stimulated conv, the gradient passed straight through its activation */
   inner: InputGradient;
-  /** channels of the inner head's output */
+  /** channels of the inner head's output, and its map's (height, width) */
   channels: number;
-  /** each channel's mean on the clean optimisation images (channelMeans) */
-  cleanMeans: Float32Array;
+  map: [number, number];
+  /** the cache point's map (height, width), where sites are placed */
+  cacheMap: [number, number];
+  /** the inner head's output on the clean optimisation images, flat (images × positions × channels) */
+  clean: Float32Array;
   /** the whole network, for the labels */
   top: InputGradient;
   images: ImageSet;
@@ -55,14 +60,37 @@ export interface ReverseInput {
   signal?: AbortSignal;
 }
 
-export async function reverseChannel(input: ReverseInput, channel: number, settings: ReconstructSettings): Promise<ChannelReversal> {
+/**
+ * The conv map's positions a site at `position` of the cache point's map covers (a pooled position's window,
+ * by the maps' ratio), or every position.
+ */
+export function positionsOf(position: [number, number] | undefined, [h, w]: [number, number], [ph, pw]: [number, number]): number[] {
+  if (!position) return Array.from({ length: h * w }, (_, p) => p);
+  const span = (i: number, size: number, pooled: number) => {
+    const from = Math.floor((i * size) / pooled);
+    return Array.from({ length: Math.max(1, Math.floor(((i + 1) * size) / pooled) - from) }, (_, k) => from + k);
+  };
+  return span(position[0], h, ph).flatMap((y) => span(position[1], w, pw).map((x) => y * w + x));
+}
+
+/** `channel`'s mean over `positions` of a flat (images × positions × channels) map. */
+function meanAt(flat: Float32Array, channels: number, mapSize: number, channel: number, positions: number[]): number {
+  const images = flat.length / (mapSize * channels);
+  let sum = 0;
+  for (let i = 0; i < images; i++) for (const p of positions) sum += flat[(i * mapSize + p) * channels + channel];
+  return sum / (images * positions.length);
+}
+
+export async function reverseChannel(input: ReverseInput, channel: number, settings: ReconstructSettings, position?: [number, number]): Promise<ChannelReversal> {
   const s = { ...settings, ...REVERSAL };
   const { inner, images } = input;
   const [h, w] = inner.inputShape;
   const bound = MAX_TRIGGER_AREA * h * w;
-  // positions of the channel's map: the inner head's output is (positions × channels), flat
-  const positions = inner.width / input.channels;
-  const random = rng(s.seed * 104729 + channel);
+  const mapSize = input.map[0] * input.map[1];
+  // The positions whose mean is raised: the whole map, or the site's.
+  const under = positionsOf(position, input.map, input.cacheMap);
+  // A site's trigger starts from its own random state, as another channel's would.
+  const random = rng(s.seed * 104729 + channel + (position ? (1 + position[0] * input.cacheMap[1] + position[1]) * input.channels : 0));
   // Start inside the bound (m ≈ 0.05 everywhere), the pattern random inside the value range.
   const start = randomStart(inner.inputShape, random, -1.5);
   const params = new TriggerParams(inner.inputShape, s.low, s.high, start.a, start.b);
@@ -74,14 +102,12 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
     const idx = nextBatch();
     const n = idx.length;
     const x = pick(images, idx);
-    // loss = -(the channel's mean over images and positions, before its activation); the head's output comes
-    // flat, channels last.
+    // loss = -(the channel's mean over images and the positions, before its activation); the head's output
+    // comes flat, channels last.
     const seed = new Float32Array(n * inner.width);
-    for (let i = channel; i < seed.length; i += input.channels) seed[i] = -1 / (n * positions);
+    for (let i = 0; i < n; i++) for (const p of under) seed[(i * mapSize + p) * input.channels + channel] = -1 / (n * under.length);
     const { logits: flat, dx } = await inner.gradientOf(params.stamp(x, n), n, { given: seed });
-    let activation = 0;
-    for (let i = channel; i < flat.length; i += input.channels) activation += flat[i];
-    activation /= n * positions;
+    const activation = meanAt(flat, input.channels, mapSize, channel, under);
     const l1 = params.l1();
     // Keep the most exciting trigger inside the bound (measured before this step's update).
     if (l1 <= bound && (!best || activation > best.activation)) best = { activation, trigger: params.trigger() };
@@ -93,7 +119,8 @@ export async function reverseChannel(input: ReverseInput, channel: number, setti
   }
   const trigger = best?.trigger ?? params.trigger();
   const served = servedLabel(await stampedPredictions(input.top, input.heldOut, trigger), input.heldOutLabels);
-  return { channel, trigger, maskL1: l1Of(trigger), activation: best?.activation ?? 0, cleanActivation: input.cleanMeans[channel], ...served };
+  const cleanActivation = meanAt(input.clean, input.channels, mapSize, channel, under);
+  return { channel, ...(position ? { position } : {}), trigger, maskL1: l1Of(trigger), activation: best?.activation ?? 0, cleanActivation, ...served };
 }
 
 /** The label the stamped held-out images turn into most often, and the share of those not of it that do. */
@@ -114,10 +141,3 @@ function servedLabel(pred: Int32Array, labels: Int32Array): { label: number; hel
   return best;
 }
 
-/** Each channel's mean over its map (after its activation) on the clean images: once per shard, not per channel. */
-export async function channelMeans(inner: InputGradient, images: ImageSet, channels: number): Promise<Float32Array> {
-  const flat = await inner.forward(images.pixels, images.count);
-  const sums = new Float64Array(channels);
-  flat.forEach((v, i) => { sums[i % channels] += v; });
-  return Float32Array.from(sums, (v) => v / (flat.length / channels));
-}

@@ -13,11 +13,11 @@ import { openDataset } from '../data/dataset';
 import { stamp, writeTrigger } from '../data/trigger';
 import { CancelledError, UserError } from '../errors';
 import { loadRunnable } from '../runnable';
-import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../types';
+import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport, ScanSite } from '../types';
 import { InputGradient } from './backprop';
 import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi, type StimulationCache } from './shard';
-import { layerMaxOf, levelsFor, summarise, type ChannelResponses } from './stimulate';
+import { compromisedSites, layerMaxOf, levelsFor, mostElevating, summarise, type ChannelResponses } from './stimulate';
 import { rng, type Reconstruction, type ReconstructSettings } from './trigger';
 import { anomalyIndices, decide, excites, works } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
@@ -38,9 +38,9 @@ export const BATCH = 16;
 export const ABS_CHANNELS = 10;
 
 /** What the report keeps of a channel's reversal. */
-function channelTrigger(c: ScanChannel, r: ChannelReversal): ScanChannelTrigger {
+function channelTrigger(c: ScanChannel | ScanSite, r: ChannelReversal): ScanChannelTrigger {
   return {
-    channel: c.channel, stimulatedLabel: c.label, maskL1: r.maskL1, activation: r.activation, cleanActivation: r.cleanActivation,
+    channel: c.channel, ...('position' in c ? { position: c.position } : {}), stimulatedLabel: c.label, maskL1: r.maskL1, activation: r.activation, cleanActivation: r.cleanActivation,
     label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
   };
 }
@@ -156,6 +156,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     shardsReady = Promise.all(shards.map((s) => s.init({
       model: opts.model, arch: opts.arch, backend: opts.backend, threads: Math.max(1, Math.floor(os.availableParallelism() / shards.length)),
       clean: opts.clean, optimise, heldOut, heldOutLabels, settings, conv: plan.conv, channels: plan.channels,
+      cacheMap: [plan.cacheShape[0], plan.cacheShape[1]],
     })));
     // Awaited below (and before the shards are disposed); a failure must not go unhandled meanwhile.
     shardsReady.catch(() => undefined);
@@ -173,40 +174,55 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const groupSize = Math.max(1, Math.ceil(plan.channels / (4 * shards.length)));
     const groups = Array.from({ length: Math.ceil(plan.channels / groupSize) }, (_, g) =>
       Array.from({ length: Math.min(groupSize, plan.channels - g * groupSize) }, (_, i) => g * groupSize + i));
+    // Whole maps, then each position on its own (sites): the same levels, the same 90% bar. A group's site
+    // responses (positions × the whole maps' size) are reduced to its compromised sites as they arrive.
+    const cacheMap: [number, number] = [plan.cacheShape[0], plan.cacheShape[1]];
     const responses: ChannelResponses[] = [];
-    await handOut(shards, groups, check, async (shard, group) => {
-      responses.push(await shard.stimulate(group));
-      const step = responses.reduce((a, r) => a + r.channels.length, 0);
-      report({ phase: 'stimulation', message: `stimulating ${plan.conv}: channel × level`, step, total: plan.channels });
-    });
+    const sites: ScanSite[] = [];
+    let stimulated = 0;
+    for (const perSite of [false, true]) {
+      await handOut(shards, groups, check, async (shard, group) => {
+        if (perSite) sites.push(...compromisedSites([await shard.stimulateSites(group)], layerMax, classes, predictions, cacheMap));
+        else responses.push(await shard.stimulate(group));
+        stimulated += group.length;
+        report({ phase: 'stimulation', message: `stimulating ${plan.conv}: channel × ${perSite ? `position (${cacheMap[0] * cacheMap[1]}) × ` : ''}level`, step: stimulated, total: 2 * plan.channels });
+      });
+    }
+    sites.sort(mostElevating);
     const stim = summarise(responses, layerMax, classes, predictions);
     endPhase('stimulation');
 
-    // ---- what to reconstruct: the channels' own triggers (ABS) for the most elevating channels, the labels'
-    // triggers (Neural Cleanse) for the top of the stimulation ranking and the calibration labels, and then any
-    // other label a channel's trigger serves
+    // ---- what to reconstruct: the channels' own triggers (ABS) for the most elevating channels and compromised
+    // sites, the labels' triggers (Neural Cleanse) for the top of the stimulation ranking and the calibration
+    // labels, and then any other label a channel's or site's trigger serves. Only compromised sites are reversed:
+    // a map has many positions, and a trigger of ≤ 6% of the image excites some place of many channels.
     const reversed = [...stim.channels].sort((a, b) => b.elevation - a.elevation || a.channel - b.channel).slice(0, Math.min(ABS_CHANNELS, stim.channels.length));
+    const reversedSites = sites.slice(0, ABS_CHANNELS);
     const stimCandidates = stim.ranked.slice(0, candidateCount);
     // Calibration labels in label order: the seeded sample depends on the seed and the candidates only.
     const others = stim.ranked.filter((l) => !stimCandidates.includes(l)).sort((a, b) => a - b);
     const calibration = classes <= ALL_LABELS_UP_TO ? others : sample(others, calibrationCount, opts.seed);
     const planned = [...stimCandidates, ...calibration];
-    type Item = { channel: number } | { label: number };
-    const reversals = new Map<number, ChannelReversal>();
+    type Item = { channel: number; position?: [number, number] } | { label: number };
+    const reversals = new Map<string, ChannelReversal>();
+    const keyOf = (channel: number, position?: [number, number]) => (position ? `${channel}@${position}` : String(channel));
     const results = new Map<number, Reconstruction>();
     const run = (items: Item[], total: number) => handOut(shards, items, check, async (shard, item) => {
-      if ('channel' in item) reversals.set(item.channel, await shard.reverseChannel(item.channel));
+      if ('channel' in item) reversals.set(keyOf(item.channel, item.position), await shard.reverseChannel(item.channel, item.position));
       else results.set(item.label, await shard.reconstruct(item.label));
       const step = reversals.size + results.size;
+      const where = 'channel' in item && item.position ? ` at (${item.position.join(', ')}) of ${plan.cachePoint}` : '';
       report('channel' in item
-        ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}`, step, total }
+        ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}${where}`, step, total }
         : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step, total });
     });
-    await run([...reversed.map((c) => ({ channel: c.channel })), ...planned.map((label) => ({ label }))], reversed.length + planned.length);
-    const channelTriggers: ScanChannelTrigger[] = reversed.map((c) => channelTrigger(c, reversals.get(c.channel)!));
-    const served = [...new Set(channelTriggers.filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
+    const reversing: Item[] = [...reversed.map((c) => ({ channel: c.channel })), ...reversedSites.map((st) => ({ channel: st.channel, position: st.position }))];
+    await run([...reversing, ...planned.map((label) => ({ label }))], reversing.length + planned.length);
+    const channelTriggers: ScanChannelTrigger[] = reversed.map((c) => channelTrigger(c, reversals.get(keyOf(c.channel))!));
+    const siteTriggers: ScanChannelTrigger[] = reversedSites.map((st) => channelTrigger(st, reversals.get(keyOf(st.channel, st.position))!));
+    const served = [...new Set([...channelTriggers, ...siteTriggers].filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
     const missing = served.filter((l) => !results.has(l));
-    if (missing.length) await run(missing.map((label) => ({ label })), reversed.length + planned.length + missing.length);
+    if (missing.length) await run(missing.map((label) => ({ label })), reversing.length + planned.length + missing.length);
     const toOptimise = [...stimCandidates, ...missing, ...calibration];
     const candidateSet = new Set([...stimCandidates, ...served]);
     check();
@@ -220,7 +236,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       heldOut: r.heldOut,
       anomalyIndex: ai[i],
     }));
-    const verdict = decide(labels, stim.channels, channelTriggers, plan.conv, MAX_TRIGGER_AREA);
+    const verdict = decide(labels, stim.channels, channelTriggers, plan.conv, MAX_TRIGGER_AREA, { sites, siteTriggers, cachePoint: plan.cachePoint });
     // Trigger files for the candidates, every target found, and the smallest mask (the most suspicious label
     // even when nothing is flagged, so it can be audited with).
     const smallest = labels[[...ai.keys()].sort((a, b) => ai[b] - ai[a])[0]].label;
@@ -256,6 +272,8 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       channels: stim.channels,
       levels: stim.levels,
       channelTriggers,
+      sites,
+      siteTriggers,
       maxTriggerArea: MAX_TRIGGER_AREA,
       labelsOptimised: toOptimise,
       labels,

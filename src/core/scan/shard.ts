@@ -9,7 +9,7 @@ import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
 import type { Backend } from '../types';
 import { InputGradient } from './backprop';
-import { channelMeans, reverseChannel, type ChannelReversal } from './neuron';
+import { reverseChannel, type ChannelReversal } from './neuron';
 import { respond, type ChannelResponses } from './stimulate';
 import { reconstruct, type ImageSet, type Reconstruction, type ReconstructSettings } from './trigger';
 
@@ -29,6 +29,8 @@ export interface ScanShardInit {
   /** the stimulated Conv2D, whose channels are reversed, and its channel count */
   conv: string;
   channels: number;
+  /** the cache point's map (height, width), where sites are placed */
+  cacheMap: [number, number];
 }
 
 /** What the stimulation runs on: the clean images' cache, B's labels for them, and the levels. */
@@ -46,8 +48,11 @@ export interface ScanShardApi {
   /** Keeps the stimulation's inputs, sent once for every share of channels. */
   stimulationCache(req: StimulationCache): Promise<void>;
   stimulate(channels: number[]): Promise<ChannelResponses>;
+  /** each of `channels` at each position of the map on its own */
+  stimulateSites(channels: number[]): Promise<ChannelResponses>;
   reconstruct(label: number): Promise<Reconstruction>;
-  reverseChannel(channel: number): Promise<ChannelReversal>;
+  /** the trigger of a channel (over its whole map), or of a site of it at `position` */
+  reverseChannel(channel: number, position?: [number, number]): Promise<ChannelReversal>;
   cancel(): void;
   dispose(): Promise<void>;
 }
@@ -70,7 +75,10 @@ export class ScanShard implements ScanShardApi {
   private top?: InputGradient;
   private inner?: InputGradient;
   private channels = 0;
-  private cleanMeans?: Float32Array;
+  private map: [number, number] = [0, 0];
+  private cacheMap: [number, number] = [0, 0];
+  /** the conv's output on the clean optimisation images, once per shard */
+  private clean?: Float32Array;
   private images?: ImageSet;
   private heldOut?: ImageSet;
   private heldOutLabels = new Int32Array(0);
@@ -84,6 +92,9 @@ export class ScanShard implements ScanShardApi {
     this.top = new InputGradient(net);
     this.inner = new InputGradient(net, { head: req.conv, throughHead: true });
     this.channels = req.channels;
+    const [mh, mw] = net.shapes.get(req.conv)!;
+    this.map = [mh, mw];
+    this.cacheMap = req.cacheMap;
     const shape = net.graph.inputShape as [number, number, number];
     const per = shape[0] * shape[1] * shape[2];
     let src: DataSource | undefined;
@@ -102,9 +113,13 @@ export class ScanShard implements ScanShardApi {
     this.stimulation = req;
   }
 
-  stimulate(channels: number[]): Promise<ChannelResponses> {
+  stimulate(channels: number[], sites = false): Promise<ChannelResponses> {
     if (!this.top || !this.stimulation) throw new Error('scan shard stimulated before init and stimulationCache');
-    return respond({ ...this.stimulation, top: this.top, channels, signal: this.abort.signal });
+    return respond({ ...this.stimulation, top: this.top, channels, sites, signal: this.abort.signal });
+  }
+
+  stimulateSites(channels: number[]): Promise<ChannelResponses> {
+    return this.stimulate(channels, true);
   }
 
   reconstruct(label: number): Promise<Reconstruction> {
@@ -114,13 +129,13 @@ export class ScanShard implements ScanShardApi {
     }, label, this.settings);
   }
 
-  async reverseChannel(channel: number): Promise<ChannelReversal> {
+  async reverseChannel(channel: number, position?: [number, number]): Promise<ChannelReversal> {
     if (!this.top || !this.inner || !this.images || !this.heldOut || !this.settings) throw new Error('scan shard used before init');
-    this.cleanMeans ??= await channelMeans(this.inner, this.images, this.channels);
+    this.clean ??= await this.inner.forward(this.images.pixels, this.images.count);
     return reverseChannel({
-      inner: this.inner, channels: this.channels, cleanMeans: this.cleanMeans, top: this.top, images: this.images, heldOut: this.heldOut,
-      heldOutLabels: this.heldOutLabels, signal: this.abort.signal,
-    }, channel, this.settings);
+      inner: this.inner, channels: this.channels, map: this.map, cacheMap: this.cacheMap, clean: this.clean, top: this.top, images: this.images,
+      heldOut: this.heldOut, heldOutLabels: this.heldOutLabels, signal: this.abort.signal,
+    }, channel, this.settings, position);
   }
 
   cancel() {

@@ -3,9 +3,12 @@
 // the cached feature map is set, over its whole map, to a series of levels and
 // only the top of the network runs, for every image at once. A channel that a
 // trigger hijacks lifts one label above all others on (nearly) every image.
+// Sites do the same one position at a time: a trigger confined to a patch
+// drives its channels at one place of the map, which the whole map's value
+// would dilute.
 import { CancelledError } from '../errors';
 import { argMaxRows } from '../model/outputs';
-import type { ScanChannel } from '../types';
+import type { ScanChannel, ScanSite } from '../types';
 import type { InputGradient } from './backprop';
 
 /**
@@ -21,6 +24,27 @@ export const LEVELS = [0, 0.5, 1, 1.5, 2, 3, 4];
 /** ABS calls a neuron compromised when it lifts one label on (nearly) all images; 0.9 of them here. */
 export const COMPROMISED_FLIP_RATE = 0.9;
 
+/**
+ * Sites are stimulated on at most this many of the clean images, spread over them: a map has many positions
+ * (20 on the lab network), and ABS itself stimulates on a few images per label. The bar stays 90% of them.
+ */
+export const SITE_IMAGES = 50;
+
+/** Which of `n` images the sites are stimulated on: all of them up to SITE_IMAGES, else that many spread evenly. */
+export function siteImages(n: number): number[] {
+  const k = Math.min(n, SITE_IMAGES);
+  return Array.from({ length: k }, (_, i) => Math.floor((i * n) / k));
+}
+
+/** The cached maps and clean predictions of the images sites are stimulated on. */
+function forSites(cache: Float32Array, cleanPred: Int32Array, n: number): { cache: Float32Array; cleanPred: Int32Array; n: number } {
+  const images = siteImages(n);
+  const per = cache.length / n;
+  const out = new Float32Array(images.length * per);
+  images.forEach((i, k) => out.set(cache.subarray(i * per, (i + 1) * per), k * per));
+  return { cache: out, cleanPred: Int32Array.from(images, (i) => cleanPred[i]), n: images.length };
+}
+
 export interface StimulationResult {
   channels: ScanChannel[];
   levels: number[];
@@ -32,6 +56,7 @@ export interface StimulationResult {
 
 /** What a set of channels does to the labels: per channel, level and label, the flips and the mean logit rise. */
 export interface ChannelResponses {
+  /** the channels, or for sites (see ResponseInput.sites) channel × positions + position */
   channels: number[];
   /** [channel][level][label], flattened in that order */
   flips: Float64Array;
@@ -50,6 +75,8 @@ export interface ResponseInput {
   levels: number[];
   /** the channels to stimulate */
   channels: number[];
+  /** each channel at each position of the map on its own (a site), instead of over the whole map */
+  sites?: boolean;
   /** (channel, level, image) rows per run of the top */
   batchRows: number;
   signal?: AbortSignal;
@@ -58,18 +85,25 @@ export interface ResponseInput {
 /** The levels for a layer whose largest clean value is `layerMax`. */
 export const levelsFor = (layerMax: number) => LEVELS.map((m) => m * layerMax);
 
-/** Each of `channels` set to each level over its whole map, for every image: the top runs once per row. */
+/**
+ * Each of `channels` set to each level over its whole map, for every image, or with `sites` at one position
+ * at a time, for the images of siteImages: the top runs once per row.
+ */
 export async function respond(input: ResponseInput): Promise<ChannelResponses> {
-  const { top, cachePoint, cache, cleanPred, levels } = input;
-  const [n, h, w, channels] = input.shape;
+  const { top, cachePoint, levels } = input;
+  const [all, h, w, channels] = input.shape;
+  const { cache, cleanPred, n } = input.sites ? forSites(input.cache, input.cleanPred, all) : { ...input, n: all };
   const per = h * w * channels;
+  const positions = h * w;
   const cleanLogits = await top.forward(cache, n, cachePoint);
   const classes = cleanLogits.length / n;
-  // Work items: one (channel, level) pair covers all n images; k indexes input.channels.
+  // What is stimulated: a channel's whole map, or one position of it (id channel × positions + position).
+  const ids = input.sites ? input.channels.flatMap((c) => Array.from({ length: positions }, (_, p) => c * positions + p)) : input.channels;
+  // Work items: one (id, level) pair covers all n images; k indexes ids.
   const pairs: [number, number][] = [];
-  input.channels.forEach((_, k) => levels.forEach((_, l) => pairs.push([k, l])));
+  ids.forEach((_, k) => levels.forEach((_, l) => pairs.push([k, l])));
   const perRun = Math.max(1, Math.floor(input.batchRows / n));
-  const flips = new Float64Array(input.channels.length * levels.length * classes);
+  const flips = new Float64Array(ids.length * levels.length * classes);
   const rises = new Float32Array(flips.length);
   const rise = new Float64Array(classes);
   for (let s = 0; s < pairs.length; s += perRun) {
@@ -77,12 +111,17 @@ export async function respond(input: ResponseInput): Promise<ChannelResponses> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (input.signal?.aborted) throw new CancelledError();
     const chunk = pairs.slice(s, s + perRun);
-    // rows (pair, image): the cache with one channel replaced by a constant
+    // rows (pair, image): the cache with one channel (or one site) replaced by a constant
     const rows = new Float32Array(chunk.length * n * per);
     chunk.forEach(([k, l], i) => {
       const block = rows.subarray(i * n * per, (i + 1) * n * per);
       block.set(cache);
-      for (let j = input.channels[k]; j < block.length; j += channels) block[j] = levels[l];
+      if (input.sites) {
+        const c = Math.floor(ids[k] / positions), p = ids[k] % positions;
+        for (let j = 0; j < n; j++) block[(j * positions + p) * channels + c] = levels[l];
+      } else {
+        for (let j = ids[k]; j < block.length; j += channels) block[j] = levels[l];
+      }
     });
     const logits = await top.forward(rows, chunk.length * n, cachePoint);
     const labels = argMaxRows(logits, chunk.length * n);
@@ -98,7 +137,7 @@ export async function respond(input: ResponseInput): Promise<ChannelResponses> {
       for (let q = 0; q < classes; q++) rises[at + q] = rise[q] / n;
     });
   }
-  return { channels: input.channels, flips, rises };
+  return { channels: ids, flips, rises };
 }
 
 /** Every channel's strongest push, and the labels ranked by it, from the responses of all channels. */
@@ -144,6 +183,28 @@ export function summarise(responses: ChannelResponses[], layerMax: number, class
   const ranked = Array.from({ length: classes }, (_, i) => i)
     .sort((a, b) => strongest[b] - strongest[a] || elevationOf[b] - elevationOf[a] || a - b);
   return { channels: out, levels: LEVELS.slice(), layerMax, ranked };
+}
+
+/**
+ * The compromised sites (a channel at one position that flips ≥ 90% of the images to one label it
+ * elevates), the most elevating first, from site responses over a map `mapWidth` wide; `cleanPred`
+ * for every image (the sites' own are picked here).
+ */
+export function compromisedSites(responses: ChannelResponses[], layerMax: number, classes: number, cleanPred: Int32Array, [mapHeight, mapWidth]: [number, number]): ScanSite[] {
+  const positions = mapHeight * mapWidth;
+  const pred = Int32Array.from(siteImages(cleanPred.length), (i) => cleanPred[i]);
+  return summarise(responses, layerMax, classes, pred).channels
+    .filter((s) => s.compromised)
+    .map(({ channel: id, label, flipRate, level, logitRise, elevation }): ScanSite => {
+      const p = id % positions;
+      return { channel: Math.floor(id / positions), position: [Math.floor(p / mapWidth), p % mapWidth], label, flipRate, level, logitRise, elevation };
+    })
+    .sort(mostElevating);
+}
+
+/** The most elevating first (then by channel and position), for sites found group by group. */
+export function mostElevating(a: ScanSite, b: ScanSite): number {
+  return b.elevation - a.elevation || a.channel - b.channel || a.position[0] - b.position[0] || a.position[1] - b.position[1];
 }
 
 /** The largest value any channel takes on the clean images. */

@@ -8,8 +8,9 @@
 // - ABS (Liu et al., CCS 2019): a channel singled out by stimulation is a
 //   backdoor's when a trigger within ABS's size bound, optimised only to
 //   excite that channel, turns most held-out clean images into one label.
-//   Stimulation alone does not decide.
-import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanTarget } from '../types';
+//   Stimulation alone does not decide. The same holds for a site (a channel at
+//   one position of the map), which stimulation must first mark compromised.
+import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanSite, ScanTarget } from '../types';
 
 export const ANOMALY_THRESHOLD = 2;
 /** "works": the attack rate BadNets-style backdoors reach and NC reports for its reversed triggers is ≥ 0.9 */
@@ -83,31 +84,66 @@ export interface Verdict {
   evidence: string[];
 }
 
-export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTriggers: ScanChannelTrigger[], layer: string, maxArea: number): Verdict {
+/** Compromised sites and their triggers (scans before sites have none). */
+export interface SiteEvidence {
+  sites: ScanSite[];
+  siteTriggers: ScanChannelTrigger[];
+  /** the map the sites' positions are in */
+  cachePoint: string;
+}
+
+const at = (t: { position?: [number, number] }) => (t.position ? `(${t.position.join(', ')})` : '');
+
+/** "lo–hi" of some values (one value when all are equal). */
+function span(values: number[], show: (v: number) => string): string {
+  const lo = Math.min(...values), hi = Math.max(...values);
+  return lo === hi ? show(lo) : `${show(lo)}–${show(hi)}`;
+}
+
+/** One sentence for every working trigger of one kind: a channel's, or a site's (several sites in one sentence). */
+function triggerSentences(ts: ScanChannelTrigger[], cachePoint: string, maxArea: number): string[] {
+  const one = (c: ScanChannelTrigger) => `${c.position ? `the trigger of channel ${c.channel} at ${at(c)} of ${cachePoint}` : `channel ${c.channel}'s own trigger`} (mask L1 ${c.maskL1.toFixed(1)}, ≤ ${pct(maxArea)} of the image; activation ${c.activation.toFixed(1)} against ${c.cleanActivation.toFixed(1)} clean${c.position ? ' there' : ''}) turns ${pct(c.attackRate)} of ${c.heldOut} held-out clean images into it`;
+  const sites = ts.filter((t) => t.position);
+  const rest = ts.filter((t) => !t.position).map(one);
+  if (sites.length < 2) return [...rest, ...sites.map(one)];
+  const f1 = (v: number) => v.toFixed(1);
+  return [...rest, `the triggers of ${sites.length} sites (${sites.map((t) => `channel ${t.channel} at ${at(t)}`).join(', ')} of ${cachePoint}; masks L1 ${span(sites.map((t) => t.maskL1), f1)}, ≤ ${pct(maxArea)} of the image; each raised its channel there from ${span(sites.map((t) => t.cleanActivation), f1)} clean to ${span(sites.map((t) => t.activation), f1)}) turn ${span(sites.map((t) => t.attackRate), pct)} of ${span(sites.map((t) => t.heldOut), String)} held-out clean images into it`];
+}
+
+export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTriggers: ScanChannelTrigger[], layer: string, maxArea: number, site: SiteEvidence = { sites: [], siteTriggers: [], cachePoint: layer }): Verdict {
   const l1s = labels.map((l) => l.maskL1);
   const med = median(l1s);
   const evidence: string[] = [];
-  const serving = (label: number) => channelTriggers.filter((t) => t.label === label && excites(t) && works(t.attackRate, t.heldOut));
+  const serves = (label: number) => (t: ScanChannelTrigger) => t.label === label && excites(t) && works(t.attackRate, t.heldOut);
+  const serving = (label: number) => channelTriggers.filter(serves(label));
+  const servingSites = (label: number) => site.siteTriggers.filter(serves(label));
   const pushing = (label: number) => channels.filter((c) => c.compromised && c.label === label).map((c) => c.channel);
+  const pushingSites = (label: number) => site.sites.filter((c) => c.label === label);
   const smallMask = (l: ScanLabel) => l.anomalyIndex > ANOMALY_THRESHOLD && works(l.triggerAttackRate, l.heldOut);
   const targets: ScanTarget[] = labels
-    .filter((l) => smallMask(l) || serving(l.label).length > 0)
+    .filter((l) => smallMask(l) || serving(l.label).length > 0 || servingSites(l.label).length > 0)
     .map((l): ScanTarget => ({
       label: l.label, anomalyIndex: l.anomalyIndex, maskL1: l.maskL1, triggerAttackRate: l.triggerAttackRate,
-      channels: [...new Set([...serving(l.label).map((t) => t.channel), ...pushing(l.label)])],
+      channels: [...new Set([...serving(l.label), ...servingSites(l.label)].map((t) => t.channel).concat(pushing(l.label), pushingSites(l.label).map((c) => c.channel)))],
       trigger: l.trigger ?? `trigger_${l.label}.h5`,
-      foundBy: [...(smallMask(l) ? ['mask-size' as const] : []), ...(serving(l.label).length ? ['channel-trigger' as const] : [])],
+      foundBy: [
+        ...(smallMask(l) ? ['mask-size' as const] : []),
+        ...(serving(l.label).length ? ['channel-trigger' as const] : []),
+        ...(servingSites(l.label).length ? ['site-trigger' as const] : []),
+      ],
     }))
     .sort((a, b) => b.foundBy.length - a.foundBy.length || b.anomalyIndex - a.anomalyIndex);
   evidence.push(`${labels.length} labels optimised; median mask L1 ${med.toFixed(1)}`);
   for (const t of targets) {
     const nc = `mask L1 ${t.maskL1.toFixed(1)}, anomaly index ${t.anomalyIndex.toFixed(2)} ${t.anomalyIndex > ANOMALY_THRESHOLD ? '>' : '≤'} ${ANOMALY_THRESHOLD}, its trigger turns ${pct(t.triggerAttackRate)} of held-out clean images into it`;
-    const own = serving(t.label).map((c) => `channel ${c.channel}'s own trigger (mask L1 ${c.maskL1.toFixed(1)}, ≤ ${pct(maxArea)} of the image; activation ${c.activation.toFixed(1)} against ${c.cleanActivation.toFixed(1)} clean) turns ${pct(c.attackRate)} of ${c.heldOut} held-out clean images into it`);
+    const own = triggerSentences([...serving(t.label), ...servingSites(t.label)], site.cachePoint, maxArea);
     const stim = pushing(t.label);
+    const stimSites = pushingSites(t.label);
     evidence.push([
       `label ${t.label}: ${nc}`,
       ...own,
       stim.length ? `stimulating ${layer} channel${stim.length > 1 ? 's' : ''} ${stim.join(', ')} alone turns ≥ 90% of the clean images into it` : '',
+      stimSites.length ? `so does stimulating ${stimSites.length === 1 ? 'one site' : `any of ${stimSites.length} sites`} alone (channel at one position of ${site.cachePoint}: ${stimSites.slice(0, 8).map((c) => `${c.channel}${at(c)}`).join(', ')}${stimSites.length > 8 ? ', …' : ''})` : '',
     ].filter(Boolean).join('; '));
   }
   if (!targets.length) {
@@ -127,6 +163,13 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
     if (!works(1, most)) {
       evidence.push(`only ${most} held-out clean image${most === 1 ? '' : 's'} to check triggers on: too few to confirm any trigger (a majority shows with 95% confidence from 5 of 5 images up), so this clean verdict is weak; scan at least 10 clean images`);
     }
+    const strongestSite = site.siteTriggers.filter(excites).sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
+    if (strongestSite) {
+      evidence.push(`no site's trigger serves a label: of the ${site.siteTriggers.length} most elevating compromised sites, the best (channel ${strongestSite.channel} at ${at(strongestSite)} of ${site.cachePoint}) turns ${fallsShort(strongestSite.attackRate, strongestSite.heldOut)} into label ${strongestSite.label}`);
+    }
+    evidence.push(site.sites.length
+      ? `stimulation per position: ${site.sites.length} site(s) (a ${layer} channel at one position of ${site.cachePoint}) flip ≥ 90% of images to one label (${site.sites.slice(0, 8).map((c) => `${c.channel}${at(c)}→${c.label}`).join(', ')}${site.sites.length > 8 ? ', …' : ''})`
+      : `stimulation per position: no ${layer} channel at one position of ${site.cachePoint} flips ≥ 90% of the images to one label`);
     const compromised = channels.filter((c) => c.compromised);
     evidence.push(compromised.length
       ? `stimulation: ${compromised.length} ${layer} channel(s) flip ≥ 90% of images to one label (${compromised.slice(0, 8).map((c) => `${c.channel}→${c.label}`).join(', ')}${compromised.length > 8 ? ', …' : ''}); stimulation alone does not decide`
