@@ -3,7 +3,7 @@
 // the channels' own triggers, the labels whose triggers were reconstructed, and the
 // trigger itself as pictures.
 import type { ScanChannelTrigger, ScanReport } from '../src/core/types';
-import { excites, works } from '../src/core/scan/verdict';
+import { excites, where, works } from '../src/core/scan/verdict';
 import { BACKEND_NAMES, card, phaseBar } from './audit';
 import { facts, h, section } from './dom';
 import { basename, int, num, pctUnit, seconds } from './format';
@@ -62,7 +62,7 @@ function channelTriggersSection(r: ScanReport): HTMLElement {
     { text: 'Attack rate', numeric: true, title: 'share of held-out clean images (not of that label) it turns into it' },
   ];
   const rows = [...r.channelTriggers, ...(r.siteTriggers ?? [])].map((t) => ({
-    cells: [String(t.channel), t.position ? `(${t.position.join(', ')})` : 'whole map', String(t.stimulatedLabel), num(t.maskL1), `${num(t.activation)} (clean ${num(t.cleanActivation)})`,
+    cells: [String(t.channel), where(t), String(t.stimulatedLabel), num(t.maskL1), `${num(t.activation)} (clean ${num(t.cleanActivation)})`,
       String(t.label), `${pctUnit(t.attackRate)} of ${int(t.heldOut)}`],
     className: decided(t) ? 'target' : undefined,
   }));

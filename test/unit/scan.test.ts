@@ -12,7 +12,8 @@ import { readTrigger, stamp, writeTrigger, type Trigger } from '../../src/core/d
 import { makePlan } from '../../src/core/audit/plan';
 import { loadRunnable } from '../../src/core/runnable';
 import { InputGradient } from '../../src/core/scan/backprop';
-import { compromisedSites, layerMaxOf, levelsFor, respond, stimulate, summarise } from '../../src/core/scan/stimulate';
+import { readImages } from '../../src/core/scan/shard';
+import { compromisedSites, layerMaxOf, levelsFor, respond, spreadIndices, stimulate, summarise } from '../../src/core/scan/stimulate';
 import { TriggerParams } from '../../src/core/scan/params';
 import { lossAndGrads } from '../../src/core/scan/trigger';
 import { anomalyIndices, decide, rateLowerBound, works } from '../../src/core/scan/verdict';
@@ -211,11 +212,10 @@ test('sites: on the patch BadNet a channel stimulated at the patch\'s corner alo
   const plan = makePlan(net, 'pool');
   const src = await openDataset(demo('valid.h5'), net.graph.inputShape, net.classes);
   const n = 40;
-  const per = 55 * 47 * 3;
-  const pixels = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) pixels.set(src.read(Math.floor((i * src.info.count) / n), Math.floor((i * src.info.count) / n) + 1), i * per);
+  const pixels = readImages(src, spreadIndices(src.info.count, n), 55 * 47 * 3);
   src.close();
-  const cache = net.run(tf.tensor4d(pixels, [n, 55, 47, 3]), [plan.cachePoint]).get(plan.cachePoint)!;
+  const x = tf.tensor4d(pixels, [n, 55, 47, 3]);
+  const cache = net.run(x, [plan.cachePoint]).get(plan.cachePoint)!;
   const data = (await cache.data()) as Float32Array;
   const shape = cache.shape as [number, number, number, number];
   const cleanPred = Int32Array.from(await tf.argMax(top.logits(undefined, new Map([[plan.cachePoint, cache]])), 1).data());
@@ -226,6 +226,7 @@ test('sites: on the patch BadNet a channel stimulated at the patch\'s corner alo
   assert.ok(sites[0].flipRate >= 0.9);
   const whole = summarise([await respond(input)], layerMax, net.classes, cleanPred).channels[0];
   assert.ok(!(whole.compromised && whole.label === 7), `whole map: ${whole.flipRate} to ${whole.label}`);
+  tf.dispose([x, cache]);
   top.dispose();
   net.dispose();
 });

@@ -1,4 +1,5 @@
 import type { ScanReport } from '../types';
+import { where } from './verdict';
 
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 
@@ -33,11 +34,11 @@ export function scanMarkdown(r: ScanReport): string {
     '',
     `A trigger covering at most ${pct(r.maxTriggerArea)} of the image, optimised to excite one channel (never a label), then stamped on the held-out clean images.`,
     '',
-    `Sites: each channel stimulated at one position of its map at a time; ${(r.sites ?? []).length} site(s) flip ≥ 90% of the images to one label${(r.sites ?? []).length ? ` (${(r.sites ?? []).slice(0, 12).map((st) => `${st.channel} at (${st.position.join(', ')}) → ${st.label}`).join('; ')})` : ''}. The most elevating of them get a trigger that excites the channel there.`,
+    `Sites: each channel stimulated at one position of its map at a time; ${(r.sites ?? []).length} site(s) flip ≥ 90% of the images to one label${(r.sites ?? []).length ? ` (${(r.sites ?? []).slice(0, 12).map((st) => `${st.channel} at ${where(st)} → ${st.label}`).join('; ')})` : ''}. The most elevating of them get a trigger that excites the channel there.`,
     '',
     '| channel | where | stimulated label | mask L1 | activation (clean) | turns into | attack rate |',
     '|---|---|---|---|---|---|---|',
-    ...[...r.channelTriggers, ...(r.siteTriggers ?? [])].map((t) => `| ${t.channel} | ${t.position ? `(${t.position.join(', ')})` : 'whole map'} | ${t.stimulatedLabel} | ${t.maskL1.toFixed(1)} | ${t.activation.toFixed(2)} (${t.cleanActivation.toFixed(2)}) | ${t.label} | ${pct(t.attackRate)} of ${t.heldOut} |`),
+    ...[...r.channelTriggers, ...(r.siteTriggers ?? [])].map((t) => `| ${t.channel} | ${where(t)} | ${t.stimulatedLabel} | ${t.maskL1.toFixed(1)} | ${t.activation.toFixed(2)} (${t.cleanActivation.toFixed(2)}) | ${t.label} | ${pct(t.attackRate)} of ${t.heldOut} |`),
     '',
     `Time: ${r.timing.totalSeconds.toFixed(1)} s (${Object.entries(r.timing.phases).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}).`,
     '',

@@ -17,7 +17,7 @@ import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgr
 import { InputGradient } from './backprop';
 import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi, type StimulationCache } from './shard';
-import { compromisedSites, layerMaxOf, levelsFor, mostElevating, summarise, type ChannelResponses } from './stimulate';
+import { compromisedSites, layerMaxOf, levelsFor, mostElevating, spreadIndices, summarise, type ChannelResponses } from './stimulate';
 import { rng, type Reconstruction, type ReconstructSettings } from './trigger';
 import { anomalyIndices, decide, excites, works } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
@@ -43,11 +43,6 @@ function channelTrigger(c: ScanChannel | ScanSite, r: ChannelReversal): ScanChan
     channel: c.channel, ...('position' in c ? { position: c.position } : {}), stimulatedLabel: c.label, maskL1: r.maskL1, activation: r.activation, cleanActivation: r.cleanActivation,
     label: r.label, heldOut: r.heldOut, attackRate: r.heldOutAttackRate,
   };
-}
-
-/** `count` indices spread evenly over `total` (the lab's files are sorted by class). */
-export function spreadIndices(total: number, count: number): number[] {
-  return Array.from({ length: count }, (_, i) => Math.floor((i * total) / count));
 }
 
 /** Hands `items` out over the shards, each taking the next when free: none waits for another between items. */
@@ -149,6 +144,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const candidateCount = Math.min(opts.labels, classes);
     const calibrationCount = classes <= ALL_LABELS_UP_TO ? classes - candidateCount : Math.min(opts.calibration, classes - candidateCount);
     if (candidateCount + calibrationCount < 3) throw new UserError(`the model has ${classes} classes; the anomaly index needs at least 3 labels to compare`, opts.model, 'too-few-classes');
+    const cacheMap: [number, number] = [plan.cacheShape[0], plan.cacheShape[1]];
     const optimise = indices.filter((_, k) => k % 2 === 0);
     const heldOut = indices.filter((_, k) => k % 2 === 1);
     const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
@@ -156,7 +152,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     shardsReady = Promise.all(shards.map((s) => s.init({
       model: opts.model, arch: opts.arch, backend: opts.backend, threads: Math.max(1, Math.floor(os.availableParallelism() / shards.length)),
       clean: opts.clean, optimise, heldOut, heldOutLabels, settings, conv: plan.conv, channels: plan.channels,
-      cacheMap: [plan.cacheShape[0], plan.cacheShape[1]],
+      cacheMap,
     })));
     // Awaited below (and before the shards are disposed); a failure must not go unhandled meanwhile.
     shardsReady.catch(() => undefined);
@@ -176,7 +172,6 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       Array.from({ length: Math.min(groupSize, plan.channels - g * groupSize) }, (_, i) => g * groupSize + i));
     // Whole maps, then each position on its own (sites): the same levels, the same 90% bar. A group's site
     // responses (positions × the whole maps' size) are reduced to its compromised sites as they arrive.
-    const cacheMap: [number, number] = [plan.cacheShape[0], plan.cacheShape[1]];
     const responses: ChannelResponses[] = [];
     const sites: ScanSite[] = [];
     let stimulated = 0;

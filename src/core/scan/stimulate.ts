@@ -30,11 +30,13 @@ export const COMPROMISED_FLIP_RATE = 0.9;
  */
 export const SITE_IMAGES = 50;
 
-/** Which of `n` images the sites are stimulated on: all of them up to SITE_IMAGES, else that many spread evenly. */
-export function siteImages(n: number): number[] {
-  const k = Math.min(n, SITE_IMAGES);
-  return Array.from({ length: k }, (_, i) => Math.floor((i * n) / k));
+/** `count` indices spread evenly over `total` (the lab's files are sorted by class). */
+export function spreadIndices(total: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.floor((i * total) / count));
 }
+
+/** Which of `n` images the sites are stimulated on: all of them up to SITE_IMAGES, else that many spread evenly. */
+export const siteImages = (n: number) => spreadIndices(n, Math.min(n, SITE_IMAGES));
 
 /** The cached maps and clean predictions of the images sites are stimulated on. */
 function forSites(cache: Float32Array, cleanPred: Int32Array, n: number): { cache: Float32Array; cleanPred: Int32Array; n: number } {

@@ -92,7 +92,8 @@ export interface SiteEvidence {
   cachePoint: string;
 }
 
-const at = (t: { position?: [number, number] }) => (t.position ? `(${t.position.join(', ')})` : '');
+/** Where a trigger acts: a site's (row, column), or the whole map. */
+export const where = (t: { position?: [number, number] }) => (t.position ? `(${t.position.join(', ')})` : 'whole map');
 
 /** "lo–hi" of some values (one value when all are equal). */
 function span(values: number[], show: (v: number) => string): string {
@@ -102,12 +103,12 @@ function span(values: number[], show: (v: number) => string): string {
 
 /** One sentence for every working trigger of one kind: a channel's, or a site's (several sites in one sentence). */
 function triggerSentences(ts: ScanChannelTrigger[], cachePoint: string, maxArea: number): string[] {
-  const one = (c: ScanChannelTrigger) => `${c.position ? `the trigger of channel ${c.channel} at ${at(c)} of ${cachePoint}` : `channel ${c.channel}'s own trigger`} (mask L1 ${c.maskL1.toFixed(1)}, ≤ ${pct(maxArea)} of the image; activation ${c.activation.toFixed(1)} against ${c.cleanActivation.toFixed(1)} clean${c.position ? ' there' : ''}) turns ${pct(c.attackRate)} of ${c.heldOut} held-out clean images into it`;
+  const one = (c: ScanChannelTrigger) => `${c.position ? `the trigger of channel ${c.channel} at ${where(c)} of ${cachePoint}` : `channel ${c.channel}'s own trigger`} (mask L1 ${c.maskL1.toFixed(1)}, ≤ ${pct(maxArea)} of the image; activation ${c.activation.toFixed(1)} against ${c.cleanActivation.toFixed(1)} clean${c.position ? ' there' : ''}) turns ${pct(c.attackRate)} of ${c.heldOut} held-out clean images into it`;
   const sites = ts.filter((t) => t.position);
   const rest = ts.filter((t) => !t.position).map(one);
   if (sites.length < 2) return [...rest, ...sites.map(one)];
   const f1 = (v: number) => v.toFixed(1);
-  return [...rest, `the triggers of ${sites.length} sites (${sites.map((t) => `channel ${t.channel} at ${at(t)}`).join(', ')} of ${cachePoint}; masks L1 ${span(sites.map((t) => t.maskL1), f1)}, ≤ ${pct(maxArea)} of the image; each raised its channel there from ${span(sites.map((t) => t.cleanActivation), f1)} clean to ${span(sites.map((t) => t.activation), f1)}) turn ${span(sites.map((t) => t.attackRate), pct)} of ${span(sites.map((t) => t.heldOut), String)} held-out clean images into it`];
+  return [...rest, `the triggers of ${sites.length} sites (${sites.map((t) => `channel ${t.channel} at ${where(t)}`).join(', ')} of ${cachePoint}; masks L1 ${span(sites.map((t) => t.maskL1), f1)}, ≤ ${pct(maxArea)} of the image; each raised its channel there from ${span(sites.map((t) => t.cleanActivation), f1)} clean to ${span(sites.map((t) => t.activation), f1)}) turn ${span(sites.map((t) => t.attackRate), pct)} of ${span(sites.map((t) => t.heldOut), String)} held-out clean images into it`];
 }
 
 export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTriggers: ScanChannelTrigger[], layer: string, maxArea: number, site: SiteEvidence = { sites: [], siteTriggers: [], cachePoint: layer }): Verdict {
@@ -143,7 +144,7 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
       `label ${t.label}: ${nc}`,
       ...own,
       stim.length ? `stimulating ${layer} channel${stim.length > 1 ? 's' : ''} ${stim.join(', ')} alone turns ≥ 90% of the clean images into it` : '',
-      stimSites.length ? `so does stimulating ${stimSites.length === 1 ? 'one site' : `any of ${stimSites.length} sites`} alone (channel at one position of ${site.cachePoint}: ${stimSites.slice(0, 8).map((c) => `${c.channel}${at(c)}`).join(', ')}${stimSites.length > 8 ? ', …' : ''})` : '',
+      stimSites.length ? `so does stimulating ${stimSites.length === 1 ? 'one site' : `any of ${stimSites.length} sites`} alone (channel at one position of ${site.cachePoint}: ${stimSites.slice(0, 8).map((c) => `${c.channel}${where(c)}`).join(', ')}${stimSites.length > 8 ? ', …' : ''})` : '',
     ].filter(Boolean).join('; '));
   }
   if (!targets.length) {
@@ -165,10 +166,10 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
     }
     const strongestSite = site.siteTriggers.filter(excites).sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
     if (strongestSite) {
-      evidence.push(`no site's trigger serves a label: of the ${site.siteTriggers.length} most elevating compromised sites, the best (channel ${strongestSite.channel} at ${at(strongestSite)} of ${site.cachePoint}) turns ${fallsShort(strongestSite.attackRate, strongestSite.heldOut)} into label ${strongestSite.label}`);
+      evidence.push(`no site's trigger serves a label: of the ${site.siteTriggers.length} most elevating compromised sites, the best (channel ${strongestSite.channel} at ${where(strongestSite)} of ${site.cachePoint}) turns ${fallsShort(strongestSite.attackRate, strongestSite.heldOut)} into label ${strongestSite.label}`);
     }
     evidence.push(site.sites.length
-      ? `stimulation per position: ${site.sites.length} site(s) (a ${layer} channel at one position of ${site.cachePoint}) flip ≥ 90% of images to one label (${site.sites.slice(0, 8).map((c) => `${c.channel}${at(c)}→${c.label}`).join(', ')}${site.sites.length > 8 ? ', …' : ''})`
+      ? `stimulation per position: ${site.sites.length} site(s) (a ${layer} channel at one position of ${site.cachePoint}) flip ≥ 90% of images to one label (${site.sites.slice(0, 8).map((c) => `${c.channel}${where(c)}→${c.label}`).join(', ')}${site.sites.length > 8 ? ', …' : ''})`
       : `stimulation per position: no ${layer} channel at one position of ${site.cachePoint} flips ≥ 90% of the images to one label`);
     const compromised = channels.filter((c) => c.compromised);
     evidence.push(compromised.length
