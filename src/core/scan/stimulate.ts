@@ -107,7 +107,10 @@ export async function respond(input: ResponseInput): Promise<ChannelResponses> {
   const perRun = Math.max(1, Math.floor(input.batchRows / n));
   const flips = new Float64Array(ids.length * levels.length * classes);
   const rises = new Float32Array(flips.length);
-  const rise = new Float64Array(classes);
+  // The clean logits' sum per label, once: subtracting them row by row took a third of the sites' stimulation.
+  const cleanSum = new Float64Array(classes);
+  for (let j = 0; j < n; j++) for (let q = 0; q < classes; q++) cleanSum[q] += cleanLogits[j * classes + q];
+  const sum = new Float64Array(classes);
   for (let s = 0; s < pairs.length; s += perRun) {
     // Let the event loop run (a cancel, or another shard's reply arriving in this process).
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -127,19 +130,29 @@ export async function respond(input: ResponseInput): Promise<ChannelResponses> {
     });
     const logits = await top.forward(rows, chunk.length * n, cachePoint);
     const labels = argMaxRows(logits, chunk.length * n);
-    chunk.forEach(([k, l], i) => {
-      const at = (k * levels.length + l) * classes;
-      rise.fill(0);
-      for (let j = 0; j < n; j++) {
-        const row = (i * n + j) * classes;
-        for (let q = 0; q < classes; q++) rise[q] += logits[row + q] - cleanLogits[j * classes + q];
-        const label = labels[i * n + j];
-        if (label !== cleanPred[j]) flips[at + label]++;
-      }
-      for (let q = 0; q < classes; q++) rises[at + q] = rise[q] / n;
-    });
+    chunk.forEach(([k, l], i) => tally({ logits, labels, first: i * n, n, cleanSum, cleanPred, flips, rises, at: (k * levels.length + l) * classes, sum }));
   }
   return { channels: ids, flips, rises };
+}
+
+/**
+ * One (id, level) pair's n rows of logits, from row `first`: flips to each label, and each label's mean logit
+ * rise over the clean logits (whose sum per label is `cleanSum`), into `flips` and `rises` at `at`.
+ */
+function tally(t: {
+  logits: Float32Array; labels: Int32Array; first: number; n: number; cleanSum: Float64Array; cleanPred: Int32Array;
+  flips: Float64Array; rises: Float32Array; at: number; sum: Float64Array;
+}) {
+  const { logits, labels, first, n, cleanSum, cleanPred, flips, rises, at, sum } = t;
+  const classes = cleanSum.length;
+  sum.fill(0);
+  for (let j = 0; j < n; j++) {
+    const row = (first + j) * classes;
+    for (let q = 0; q < classes; q++) sum[q] += logits[row + q];
+    const label = labels[first + j];
+    if (label !== cleanPred[j]) flips[at + label]++;
+  }
+  for (let q = 0; q < classes; q++) rises[at + q] = (sum[q] - cleanSum[q]) / n;
 }
 
 /** Every channel's strongest push, and the labels ranked by it, from the responses of all channels. */
