@@ -3,7 +3,7 @@
 // the channels' own triggers, the labels whose triggers were reconstructed, and the
 // trigger itself as pictures.
 import type { ScanChannelTrigger, ScanReport } from '../src/core/types';
-import { excites, where, works } from '../src/core/scan/verdict';
+import { confirmed, where } from '../src/core/scan/verdict';
 import { BACKEND_NAMES, card, phaseBar } from './audit';
 import { facts, h, section } from './dom';
 import { basename, int, num, pctUnit, seconds } from './format';
@@ -52,7 +52,7 @@ function channelTriggersSection(r: ScanReport): HTMLElement {
   if (!r.channelTriggers?.length) return h('p', { class: 'note' }, 'This scan reversed no channel’s trigger (written by an earlier version).');
   // The rows that decided a target: a trigger that excited its channel and serves a target label (the verdict's own test).
   const targets = new Set(r.targets.filter((t) => t.foundBy?.some((f) => f !== 'mask-size')).map((t) => t.label));
-  const decided = (t: ScanChannelTrigger) => targets.has(t.label) && excites(t) && works(t.attackRate, t.heldOut);
+  const decided = (t: ScanChannelTrigger) => targets.has(t.label) && confirmed(t);
   const header = [
     { text: 'Channel' }, { text: 'Where', title: 'the whole map, or the site’s position (row, column) in the map stimulation sets' },
     { text: 'Stimulated label', title: 'the label stimulating the channel pushed to' },

@@ -19,7 +19,7 @@ import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi, type StimulationCache } from './shard';
 import { compromisedSites, layerMaxOf, levelsFor, mostElevating, spreadIndices, summarise, type ChannelResponses } from './stimulate';
 import { rng, type Reconstruction, type ReconstructSettings } from './trigger';
-import { anomalyIndices, decide, excites, works } from './verdict';
+import { anomalyIndices, confirmed, decide, where } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
 
 export interface ScanHooks {
@@ -206,16 +206,15 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       if ('channel' in item) reversals.set(keyOf(item.channel, item.position), await shard.reverseChannel(item.channel, item.position));
       else results.set(item.label, await shard.reconstruct(item.label));
       const step = reversals.size + results.size;
-      const where = 'channel' in item && item.position ? ` at (${item.position.join(', ')}) of ${plan.cachePoint}` : '';
       report('channel' in item
-        ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}${where}`, step, total }
+        ? { phase: 'channel-trigger', message: `reversed the trigger of ${plan.conv} channel ${item.channel}${item.position ? ` at ${where(item)} of ${plan.cachePoint}` : ''}`, step, total }
         : { phase: 'trigger', message: `reconstructed the trigger of label ${item.label}`, step, total });
     });
     const reversing: Item[] = [...reversed.map((c) => ({ channel: c.channel })), ...reversedSites.map((st) => ({ channel: st.channel, position: st.position }))];
     await run([...reversing, ...planned.map((label) => ({ label }))], reversing.length + planned.length);
     const channelTriggers: ScanChannelTrigger[] = reversed.map((c) => channelTrigger(c, reversals.get(keyOf(c.channel))!));
     const siteTriggers: ScanChannelTrigger[] = reversedSites.map((st) => channelTrigger(st, reversals.get(keyOf(st.channel, st.position))!));
-    const served = [...new Set([...channelTriggers, ...siteTriggers].filter((t) => excites(t) && works(t.attackRate, t.heldOut)).map((t) => t.label))];
+    const served = [...new Set([...channelTriggers, ...siteTriggers].filter(confirmed).map((t) => t.label))];
     const missing = served.filter((l) => !results.has(l));
     if (missing.length) await run(missing.map((label) => ({ label })), reversing.length + planned.length + missing.length);
     const toOptimise = [...stimCandidates, ...missing, ...calibration];

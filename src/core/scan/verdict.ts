@@ -54,6 +54,12 @@ export function works(rate: number, n: number): boolean {
 /** A channel's trigger speaks for the channel only if it raised the channel above its clean mean. */
 export const excites = (t: ScanChannelTrigger) => t.activation > t.cleanActivation;
 
+/** A channel's or site's trigger that counts for its label: it excited the channel and works on the held-out images. */
+export const confirmed = (t: ScanChannelTrigger) => excites(t) && works(t.attackRate, t.heldOut);
+
+/** The trigger that excited its channel and turns the most held-out images (then on the most images). */
+const strongestOf = (ts: ScanChannelTrigger[]) => ts.filter(excites).sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
+
 /** Why a trigger does not count as working, in words. */
 function fallsShort(rate: number, n: number): string {
   const k = Math.round(rate * n);
@@ -115,7 +121,7 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
   const l1s = labels.map((l) => l.maskL1);
   const med = median(l1s);
   const evidence: string[] = [];
-  const serves = (label: number) => (t: ScanChannelTrigger) => t.label === label && excites(t) && works(t.attackRate, t.heldOut);
+  const serves = (label: number) => (t: ScanChannelTrigger) => t.label === label && confirmed(t);
   const serving = (label: number) => channelTriggers.filter(serves(label));
   const servingSites = (label: number) => site.siteTriggers.filter(serves(label));
   const pushing = (label: number) => channels.filter((c) => c.compromised && c.label === label).map((c) => c.channel);
@@ -155,7 +161,7 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
         : `anomaly index ${smallest.anomalyIndex.toFixed(2)}, but its trigger turns ${fallsShort(smallest.triggerAttackRate, smallest.heldOut)} into it`;
       evidence.push(`no label's mask stands out: the smallest (label ${smallest.label}, L1 ${smallest.maskL1.toFixed(1)}) has ${why}`);
     }
-    const strongest = channelTriggers.filter(excites).sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
+    const strongest = strongestOf(channelTriggers);
     if (channelTriggers.length && !strongest) evidence.push(`no channel's own trigger raised its ${layer} channel above its clean mean`);
     if (strongest) {
       evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${fallsShort(strongest.attackRate, strongest.heldOut)} into label ${strongest.label}`);
@@ -164,7 +170,7 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
     if (!works(1, most)) {
       evidence.push(`only ${most} held-out clean image${most === 1 ? '' : 's'} to check triggers on: too few to confirm any trigger (a majority shows with 95% confidence from 5 of 5 images up), so this clean verdict is weak; scan at least 10 clean images`);
     }
-    const strongestSite = site.siteTriggers.filter(excites).sort((a, b) => b.attackRate - a.attackRate || b.heldOut - a.heldOut)[0];
+    const strongestSite = strongestOf(site.siteTriggers);
     if (strongestSite) {
       evidence.push(`no site's trigger serves a label: of the ${site.siteTriggers.length} most elevating compromised sites, the best (channel ${strongestSite.channel} at ${where(strongestSite)} of ${site.cachePoint}) turns ${fallsShort(strongestSite.attackRate, strongestSite.heldOut)} into label ${strongestSite.label}`);
     }
