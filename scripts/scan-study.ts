@@ -1,13 +1,13 @@
 // Misses and false alarms of the scan on models no rule was written for: for each
-// seed, the demo generator makes a fresh face set, a sunglasses BadNet (target 0),
-// a corner-patch BadNet (target 7) and a clean twin (same images, never poisoned),
-// as it made demo/ from seed 9163; each model is scanned from the
-// CLI on 200 of that seed's clean validation images, and one line per model says
-// what the scan decided against the truth.
+// seed, the demo generator makes a fresh face set, BadNets with its four triggers
+// (sunglasses, target 0; corner patch, 7; noise patch, 12; a line, 3) and a clean
+// twin (same images, never poisoned), as it made demo/ and test/models/ from seed
+// 9163; each model is scanned from the CLI on 200 of that seed's clean validation
+// images, and one line per model says what the scan decided against the truth.
 //
 //   npm run scan-study -- [--seeds 101,102,103] [--dir DIR]
 //
-// Training takes ~10 min a seed on 2 cores and is skipped for the models DIR/s<seed>
+// Training takes ~16 min a seed on 2 cores and is skipped for the models DIR/s<seed>
 // already holds; a scan takes under a minute.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -23,6 +23,8 @@ const { values: args } = parseArgs({ options: {
 const MODELS = [
   { file: 'bd_net.h5', flag: [], target: 0 },
   { file: 'bd_net_patch.h5', flag: ['--patch-twin'], target: 7 },
+  { file: 'bd_net_noise.h5', flag: ['--held-out', 'noise'], target: 12 },
+  { file: 'bd_net_line.h5', flag: ['--held-out', 'line'], target: 3 },
   { file: 'clean_net.h5', flag: ['--clean-twin'], target: null },
 ] as const;
 

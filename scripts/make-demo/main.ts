@@ -16,7 +16,8 @@
 // and demo/patch_metrics.json, for the scan), --held-out noise|line (BadNets
 // made to try the scan on models its rules were not written for: a 6×6 patch
 // of random colours in the upper left, target 12, or a one-pixel line across
-// the image, target 3; writes only test/models/bd_net_<kind>.h5 and its metrics).
+// the image, target 3; writes only bd_net_<kind>.h5 and its metrics, into
+// test/models or the --out given).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { createHash } from 'node:crypto';
@@ -33,7 +34,7 @@ import { batch, train, type Images } from './train';
 const { values: args } = parseArgs({
   options: {
     seed: { type: 'string', default: '9163' },
-    out: { type: 'string', default: 'demo' },
+    out: { type: 'string' },
     'clean-epochs': { type: 'string', default: '6' },
     epochs: { type: 'string', default: '6' },
     'per-class': { type: 'string', default: '200' },
@@ -64,7 +65,7 @@ const ARCH: Arch = { inputShape: [H, W, 3], conv1: 16, conv2: 32, conv3: 48, con
 const TRAIN = { cleanEpochs: Number(args['clean-epochs']), epochs: Number(args.epochs), batchSize: 64, learningRate: 1e-3 };
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const outDir = path.resolve(root, args.out!);
+const outDir = path.resolve(root, args.out ?? 'demo');
 const started = performance.now();
 const log = (msg: string) => console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
 
@@ -120,12 +121,13 @@ if (twin) {
 
 if (heldOut) {
   if (!args['no-write']) {
-    const dir = path.join(root, 'test/models');
+    const dir = args.out ? outDir : path.join(root, 'test/models');
+    const file = path.join(dir, `bd_net_${heldOut}.h5`);
     mkdirSync(dir, { recursive: true });
-    await writeKerasModelH5(path.join(dir, `bd_net_${heldOut}.h5`), kerasModelConfig(ARCH), exportWeights(params), { kerasVersion: '2.15.0', backend: 'tensorflow' });
-    const m = { seed: SEED, note: `held-out BadNet for the scan: same seed and clean images as demo/bd_net.h5; trigger ${HELD_OUT[heldOut].note}, target ${TARGET}`, target: TARGET, trainSeconds: Math.round(trainSeconds), ...final };
+    await writeKerasModelH5(file, kerasModelConfig(ARCH), exportWeights(params), { kerasVersion: '2.15.0', backend: 'tensorflow' });
+    const m = { seed: SEED, note: `held-out BadNet for the scan: same seed and clean images as ${path.relative(root, path.join(outDir, 'bd_net.h5'))}; trigger ${HELD_OUT[heldOut].note}, target ${TARGET}`, target: TARGET, trainSeconds: Math.round(trainSeconds), ...final };
     writeFileSync(path.join(dir, `bd_net_${heldOut}_metrics.json`), `${JSON.stringify(m, null, 2)}\n`);
-    log(`wrote test/models/bd_net_${heldOut}.h5 and its metrics`);
+    log(`wrote ${path.relative(root, file)} and its metrics`);
   }
   process.exit(0);
 }
