@@ -11,6 +11,9 @@ import { parseArgs } from 'node:util';
 import type { AuditReport, Backend, ScanReport } from '../../src/core/types';
 import { runJob } from '../../src/worker/client';
 import { ShardProcess } from '../../src/worker/shardProcess';
+import { multiplyAdds } from '../../src/core/model/cost';
+import { loadRunnable } from '../../src/core/runnable';
+import { convolutionTimes, matMulRate } from './ceiling';
 import { ensureBenchData, SIZES, type BenchModel } from './data';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -190,7 +193,27 @@ let trainingReport: AuditReport | undefined;
 
 const pass = (p: { seconds: number; cpuSeconds: number; imagesPerSecond: number }) => `${f(p.seconds)} s (${f(p.imagesPerSecond, 0)} images/s; ${f(p.cpuSeconds)} CPU s)`;
 
-function table(runs: Run[]): string[] {
+/**
+ * The yardsticks (see ceiling.ts): the model's multiply-adds per image, what one core does in ONNX
+ * Runtime's best case (a large one-thread MatMul), and the model's convolutions run alone.
+ */
+async function yardstick(m: BenchModel) {
+  const { net } = await loadRunnable(m.model, m.arch, 'wasm');
+  try {
+    const multiplyAddsPerImage = [...multiplyAdds(net).values()].reduce((a, b) => a + b, 0);
+    return { multiplyAddsPerImage, matMulGigaMultiplyAddsPerSecond: await matMulRate(), convolutionMicroseconds: await convolutionTimes(net) };
+  } finally {
+    net.dispose();
+  }
+}
+type Yardstick = Awaited<ReturnType<typeof yardstick>>;
+/** A pass's rate in billions of multiply-adds a second, per process, and its share of the one-thread MatMul rate. */
+function arithmetic(y: Yardstick, imagesPerSecond: number, processes: number): string {
+  const rate = (imagesPerSecond / processes) * y.multiplyAddsPerImage / 1e9;
+  return `${f(rate)} GMAC/s a process${y.matMulGigaMultiplyAddsPerSecond ? `, ${f((100 * rate) / y.matMulGigaMultiplyAddsPerSecond, 0)}% of the MatMul rate` : ''}`;
+}
+
+function table(runs: Run[], y: Yardstick): string[] {
   const col = (fn: (r: Run) => string) => runs.map(fn).join(' | ');
   const r0 = runs[0];
   const lines = [
@@ -205,6 +228,8 @@ function table(runs: Run[]): string[] {
     `| plain forward pass, 1 process × 1 thread | ${col((r) => pass(r.forwardPass.oneProcess))} |`,
     `| plain forward pass, ${r0.workers} processes × 1 thread | ${col((r) => `${pass(r.forwardPass.workers)}, ${f(r.forwardPass.parallelSpeedup, 2)}× one process`)} |`,
     `| plain forward pass, 1 process × ${r0.workers} threads | ${col((r) => (r.forwardPass.oneProcessThreaded ? pass(r.forwardPass.oneProcessThreaded) : ''))} |`,
+    `| · in multiply-adds (${f(y.multiplyAddsPerImage / 1e6, 2)} M an image), 1 process × 1 thread | ${col((r) => arithmetic(y, r.forwardPass.oneProcess.imagesPerSecond, 1))} |`,
+    `| · the same, ${r0.workers} processes × 1 thread | ${col((r) => arithmetic(y, r.forwardPass.workers.imagesPerSecond, r.workers))} |`,
     `| notebook's way (extrapolated) | ${col((r) => `${f(r.notebook.extrapolatedSeconds)} s`)} |`,
     `| **audit ÷ plain forward pass** | ${col((r) => `**${f(r.ratios.auditOverForwardPass, 2)}×**`)} |`,
     `| **speed-up over the notebook's way** | ${col((r) => `**${f(r.ratios.speedupOverNotebook, 1)}×**`)} |`,
@@ -228,7 +253,24 @@ function comparison(runs: Run[]) {
     auditOverPlainPass: ort.ratios.auditOverForwardPass,
     sameNumbers: same,
     stepsThatDiffer: stepDiffs,
+    wasmPlainPassImagesPerSecond: wasm.forwardPass.workers.imagesPerSecond,
+    workers: wasm.workers,
   };
+}
+
+/** The comparison's rows (none unless both engines ran), with the arithmetic a 3.5× plain pass would take. */
+function comparisonTable(cmp: ReturnType<typeof comparison>, y: Yardstick, steps: number): string[] {
+  if (!cmp) return [];
+  const fastestConvolutions = y.convolutionMicroseconds.reduce((a, c) => a + Math.min(c.blocked, c.plain), 0);
+  return ['', `| ONNX Runtime against wasm (same run) | value |`, `|---|---|`,
+    `| plain pass, onnxruntime speed-up over wasm (wall / CPU time) | **${f(cmp.plainPassSpeedup, 2)}×** / ${f(cmp.plainPassCpuSpeedup, 2)}× |`,
+    `| audit, onnxruntime ÷ wasm (wall / CPU time) | **${f(cmp.auditOverWasmAudit, 2)}×** / ${f(cmp.auditCpuOverWasmAuditCpu, 2)}× |`,
+    `| audit ÷ plain pass on onnxruntime (wall / CPU time) | **${f(cmp.auditOverPlainPass, 2)}×** / ${f(cmp.auditCpuOverPlainPassCpu, 2)}× |`,
+    `| same steps, thresholds, B' and G counts | ${cmp.sameNumbers ? 'yes' : `**no**: ${cmp.stepsThatDiffer} of ${steps} steps differ`} |`,
+    `| one core's MatMul rate on onnxruntime (1,024 × 1,024, 1 thread) | ${y.matMulGigaMultiplyAddsPerSecond ? `${f(y.matMulGigaMultiplyAddsPerSecond)} GMAC/s` : 'not measured'} |`,
+    ...y.convolutionMicroseconds.map((c) => `| ${c.layer} alone (32 images a run, 1 thread), blocked / plain kernels | ${f(c.blocked)} / ${f(c.plain)} µs an image |`),
+    `| the convolutions alone, each at its faster layout | ${f(fastestConvolutions)} µs an image (${f(1e6 / fastestConvolutions, 0)} images/s) |`,
+    `| a plain pass 3.5× wasm's (issue 16's target) would take | ${f((1e6 * cmp.workers) / (3.5 * cmp.wasmPlainPassImagesPerSecond))} µs an image a process, ${arithmetic(y, 3.5 * cmp.wasmPlainPassImagesPerSecond, cmp.workers)} |`];
 }
 
 async function main() {
@@ -246,32 +288,26 @@ async function main() {
     console.log((await benchScan(m, files.cleanValid, path.join(out, 'scan'), workers)).line);
     return;
   }
+  // Before the engines run: the yardsticks want the machine to themselves.
+  const y = args['audit-only'] || args['train-only'] ? undefined : await yardstick(m);
   const runs: Run[] = [];
   for (const backend of backends) {
     const r = await measure(m, files, `${out}-${backend}`, backend, workers);
     if (r) runs.push(r);
   }
   if (args['audit-only']) return; // for A/B runs of two builds; bench/results.* stay as they are
+  if (!y) { // --train-only
+    console.log((await trainingEpochs(m, files.cleanValid, trainingReport!, workers)).rows.join('\n'));
+    return;
+  }
   if (args['engines-only']) {
-    console.log(table(runs).join('\n'));
+    console.log([...table(runs, y), ...comparisonTable(comparison(runs), y, runs[0].steps.length)].join('\n'));
     return;
   }
-  // One epoch of repair training on the clean validation set, every layer and only those above the pruned one.
   const training = await trainingEpochs(m, files.cleanValid, trainingReport!, workers);
-  if (args['train-only']) {
-    console.log(training.rows.join('\n'));
-    return;
-  }
 
   const cmp = comparison(runs);
-  const lines = table(runs);
-  if (cmp) {
-    lines.push('', `| ONNX Runtime against wasm (same run) | value |`, `|---|---|`,
-      `| plain pass, onnxruntime speed-up over wasm (wall / CPU time) | **${f(cmp.plainPassSpeedup, 2)}×** / ${f(cmp.plainPassCpuSpeedup, 2)}× |`,
-      `| audit, onnxruntime ÷ wasm (wall / CPU time) | **${f(cmp.auditOverWasmAudit, 2)}×** / ${f(cmp.auditCpuOverWasmAuditCpu, 2)}× |`,
-      `| audit ÷ plain pass on onnxruntime (wall / CPU time) | **${f(cmp.auditOverPlainPass, 2)}×** / ${f(cmp.auditCpuOverPlainPassCpu, 2)}× |`,
-      `| same steps, thresholds, B' and G counts | ${cmp.sameNumbers ? 'yes' : `**no**: ${cmp.stepsThatDiffer} of ${runs[0].steps.length} steps differ`} |`);
-  }
+  const lines = [...table(runs, y), ...comparisonTable(cmp, y, runs[0].steps.length)];
   // The scan (clean data only), as a user runs it.
   const scan = await benchScan(m, files.cleanValid, path.join(out, 'scan'), workers);
   lines.push('', '| repair training and scan | time |', '|---|---|', ...training.rows, scan.line);
@@ -281,6 +317,7 @@ async function main() {
     commit: gitCommit(),
     machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
     model: m.name,
+    yardstick: y,
     runs: runs.map(({ steps: _, ...r }) => r),
     comparison: cmp,
     training: training.result,

@@ -51,4 +51,9 @@ test('bench: the benchmark code runs end to end at small size (--smoke)', () => 
   assert.match(r.stdout, /\| measure \| onnxruntime \| wasm \|/);
   assert.match(r.stdout, /plain pass, onnxruntime speed-up over wasm \(wall \/ CPU time\) \| \*\*[\d.]+×\*\* \/ [\d.]+×/);
   assert.match(r.stdout, /same steps, thresholds, B' and G counts \| yes/);
+  // The yardsticks: the model's arithmetic, one core's MatMul rate, and its convolutions alone in both layouts.
+  assert.match(r.stdout, /in multiply-adds \([\d.]+ M an image\), 1 process × 1 thread \| [\d.]+ GMAC\/s a process, \d+% of the MatMul rate/);
+  assert.match(r.stdout, /one core's MatMul rate on onnxruntime \(1,024 × 1,024, 1 thread\) \| [\d.]+ GMAC\/s/);
+  assert.match(r.stdout, /conv_1 alone \(32 images a run, 1 thread\), blocked \/ plain kernels \| [\d.]+ \/ [\d.]+ µs an image/);
+  assert.match(r.stdout, /the convolutions alone, each at its faster layout \| [\d.]+ µs an image/);
 });
