@@ -8,6 +8,7 @@ import type * as Ort from 'onnxruntime-node';
 import type { Net } from '../../src/core/model/net';
 import { pair } from '../../src/core/model/layers';
 import { loadOnnxRuntime } from '../../src/core/model/onnx/engine';
+import { padsFor, transposed } from '../../src/core/model/onnx/translate';
 
 const { onnx } = onnxProto as unknown as { onnx: typeof Proto };
 const F32 = onnx.TensorProto.DataType.FLOAT;
@@ -63,22 +64,22 @@ export async function convolutionTimes(net: Net): Promise<{ layer: string; block
   for (const node of net.graph.layers.filter((l) => l.className === 'Conv2D')) {
     const kernel = net.model.weights.get(node.name)!.find((w) => w.name === 'kernel')!;
     const [kh, kw, inC, outC] = kernel.shape;
-    const oihw = new Float32Array(kernel.data.length); // Keras's (kh, kw, in, out) as ONNX's (out, in, kh, kw)
-    for (let i = 0; i < kernel.data.length; i++) {
-      const o = i % outC, c = Math.floor(i / outC) % inC, x = Math.floor(i / (outC * inC)) % kw, y = Math.floor(i / (outC * inC * kw));
-      oihw[((o * inC + c) * kh + y) * kw + x] = kernel.data[i];
-    }
     const [h, w] = net.shapes.get(node.inbound[0])!;
     const [oh, ow] = net.shapes.get(node.name)!;
-    const cfg = node.config;
+    // The Conv node translate() builds for this layer, without its bias and activation.
+    const strides = pair(node.config.strides, 1);
+    const dilations = pair(node.config.dilation_rate, 1);
+    const padding = String(node.config.padding ?? 'valid');
+    const [ph0, ph1] = padsFor(padding, h, (kh - 1) * dilations[0] + 1, strides[0]);
+    const [pw0, pw1] = padsFor(padding, w, (kw - 1) * dilations[1] + 1, strides[1]);
+    const ints = (name: string, values: number[]) => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: values });
+    const oihw = transposed(kernel, [3, 2, 0, 1]);
     const model = encode({
       name: node.name,
       node: [{ opType: 'Conv', input: ['x', 'w'], output: ['y'], attribute: [
-        { name: 'strides', type: onnx.AttributeProto.AttributeType.INTS, ints: pair(cfg.strides, 1) },
-        { name: 'dilations', type: onnx.AttributeProto.AttributeType.INTS, ints: pair(cfg.dilation_rate, 1) },
-        { name: 'auto_pad', type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(cfg.padding === 'same' ? 'SAME_UPPER' : 'VALID') },
+        ints('kernel_shape', [kh, kw]), ints('strides', strides), ints('dilations', dilations), ints('pads', [ph0, pw0, ph1, pw1]),
       ] }],
-      initializer: [{ name: 'w', dataType: F32, dims: [outC, inC, kh, kw], rawData: new Uint8Array(oihw.buffer) }],
+      initializer: [{ name: 'w', dataType: F32, dims: [outC, inC, kh, kw], rawData: new Uint8Array(oihw.buffer, oihw.byteOffset, oihw.byteLength) }],
       input: [valueInfo('x', [rows, inC, h, w])],
       output: [valueInfo('y', [rows, outC, oh, ow])],
     });
