@@ -120,7 +120,7 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
       ['Candidate labels', int(r.options.labels)],
       ['Calibration labels', int(r.options.calibration)],
       ['Seed', String(r.options.seed)],
-      ['Backend', BACKEND_NAMES[r.backend] ?? r.backend],
+      ['Backend', `${BACKEND_NAMES[r.backend] ?? r.backend}${r.kernels ? ` · ${r.kernels} kernels` : ''}`],
       ['Total', seconds(r.timing.totalSeconds)],
     ]),
     phases.length ? phaseBar(phases, r.timing.totalSeconds) : null);

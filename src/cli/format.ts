@@ -67,7 +67,7 @@ export function formatScan(r: ScanReport, out: string): string {
   const compromised = r.channels.filter((c) => c.compromised);
   return [
     `${r.model}`,
-    `  ${r.images} clean images, ${r.classes} classes, layer ${r.layer}, backend ${r.backend}, ${r.timing.totalSeconds.toFixed(1)} s`,
+    `  ${r.images} clean images, ${r.classes} classes, layer ${r.layer}, backend ${r.backend}${r.kernels ? ` (${r.kernels} kernels)` : ''}, ${r.timing.totalSeconds.toFixed(1)} s`,
     '',
     `verdict: ${r.verdict.toUpperCase()}${r.targets.length ? ` (target ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
     ...r.evidence.map((e) => `  - ${e}`),

@@ -6,8 +6,8 @@ import { UserError } from './errors';
 import { loadModel, type LoadedModel } from './keras/load';
 import { initBackend, tfjsBackend } from './model/backend';
 import { Net } from './model/net';
-import { OnnxEngine, type KernelLayout } from './model/onnx/engine';
-import type { Backend } from './types';
+import { OnnxEngine } from './model/onnx/engine';
+import type { Backend, KernelLayout } from './types';
 
 const REFUSED = new Set(['lambda-layer', 'custom-object', 'nested-model', 'non-finite-weights']);
 

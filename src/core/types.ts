@@ -2,6 +2,8 @@
 // (CLI, worker, extension host, webview) reads these, so they stay JSON-safe.
 
 export type Backend = 'onnxruntime' | 'tensorflow' | 'wasm' | 'cpu';
+/** ONNX Runtime's convolution kernels: channels in blocks (NCHWc) or plain NCHW */
+export type KernelLayout = 'blocked' | 'plain';
 export type ModelFormat = 'keras2-h5' | 'keras3-h5' | 'keras3-zip' | 'weights-only+arch';
 
 export interface WeightStats {
@@ -369,6 +371,8 @@ export interface ScanReport {
   model: string;
   arch?: string;
   backend: Backend;
+  /** ONNX Runtime's convolution kernels, the same in every process of the scan (to reproduce its numbers) */
+  kernels?: KernelLayout | 'fastest';
   layer: string;
   /** clean images used */
   images: number;

@@ -13,7 +13,7 @@ export function scanMarkdown(r: ScanReport): string {
     '',
     ...r.evidence.map((e) => `- ${e}`),
     '',
-    `${r.images} clean images from \`${r.data.file}\`; ${r.classes} classes; layer \`${r.layer}\`; backend ${r.backend}; ${new Date(r.createdAt).toISOString()}.`,
+    `${r.images} clean images from \`${r.data.file}\`; ${r.classes} classes; layer \`${r.layer}\`; backend ${r.backend}${r.kernels ? ` (${r.kernels} kernels)` : ''}; ${new Date(r.createdAt).toISOString()}.`,
     '',
     '## Reconstructed triggers (Neural Cleanse)',
     '',

@@ -12,6 +12,7 @@ import { OutputFolder } from '../audit/output';
 import { openDataset } from '../data/dataset';
 import { stamp, writeTrigger } from '../data/trigger';
 import { CancelledError, UserError } from '../errors';
+import { reproducibleKernels } from '../model/onnx/engine';
 import { loadRunnable } from '../runnable';
 import type { ScanChannel, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport, ScanSite } from '../types';
 import { InputGradient } from './backprop';
@@ -93,7 +94,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
   const onAbort = () => shards.forEach((s) => s.cancel());
   hooks.signal?.addEventListener('abort', onAbort);
   try {
-    loaded = await loadRunnable(opts.model, opts.arch, opts.backend);
+    loaded = await loadRunnable(opts.model, opts.arch, opts.backend, { kernels: reproducibleKernels() });
     const { net, backend } = loaded;
     top = new InputGradient(net);
     const plan = makePlan(net, 'pool', opts.layer);
@@ -257,6 +258,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       model: opts.model,
       ...(opts.arch ? { arch: opts.arch } : {}),
       backend,
+      ...(net.onnx ? { kernels: net.onnx.kernels } : {}),
       layer: plan.conv,
       images: n,
       classes,

@@ -5,6 +5,7 @@
 // processes.
 import * as tf from '@tensorflow/tfjs-core';
 import { openDataset, type DataSource } from '../data/dataset';
+import { reproducibleKernels } from '../model/onnx/engine';
 import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
 import type { Backend } from '../types';
@@ -87,7 +88,7 @@ export class ScanShard implements ScanShardApi {
   private abort = new AbortController();
 
   async init(req: ScanShardInit): Promise<void> {
-    const { net } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads });
+    const { net } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads, kernels: reproducibleKernels() });
     this.net = net;
     this.top = new InputGradient(net);
     this.inner = new InputGradient(net, { head: req.conv, throughHead: true });

@@ -4,6 +4,7 @@
 // onnxruntime-node is a native module: it is loaded at run time, so a build
 // without its binary (the universal .vsix) still runs on tfjs.
 import type * as Ort from 'onnxruntime-node';
+import type { KernelLayout } from '../../types';
 import type { Net } from '../net';
 import { appendGradient, GRADIENT, type GradientSpec } from './backward';
 import { labelOf, NoTranslation, translate } from './translate';
@@ -43,7 +44,6 @@ const ROWS_PER_RUN = { fromInput: 32, fromInside: 256 };
  * and the faster kept. The blocked kernels stay unless the plain ones beat them by PLAIN_MARGIN, so a
  * close call on a noisy host does not flip from one run to the next.
  */
-export type KernelLayout = 'blocked' | 'plain';
 const LEVEL: Record<KernelLayout, 'all' | 'extended'> = { blocked: 'all', plain: 'extended' };
 const PLAIN_MARGIN = 1.1;
 
@@ -54,6 +54,16 @@ export const KERNELS_VARIABLE = 'BACKDOOR_AUDIT_ORT_KERNELS';
 function kernelsFromEnv(): KernelLayout | 'fastest' {
   const v = process.env[KERNELS_VARIABLE];
   return v === 'blocked' || v === 'plain' ? v : 'fastest';
+}
+
+/**
+ * The layout for work that optimises (the scan): the one KERNELS_VARIABLE names, else blocked, never
+ * the timed choice. The layouts round differently, an optimisation amplifies that, and a timed choice
+ * can differ from one run to the next: the same scan would then report different masks.
+ */
+export function reproducibleKernels(): KernelLayout {
+  const v = kernelsFromEnv();
+  return v === 'fastest' ? 'blocked' : v;
 }
 
 /**
