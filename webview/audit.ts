@@ -23,7 +23,7 @@ export function parseThresholds(text: string): number[] | string {
   return [...new Set(nums)].sort((a, b) => a - b);
 }
 
-export function card(label: string, value: string, sub?: string, tone?: 'good' | 'bad'): HTMLElement {
+export function card(label: string, value: string, sub?: string, tone?: 'good' | 'bad' | 'warn'): HTMLElement {
   return h('div', { class: `card${tone ? ' ' + tone : ''}` },
     h('div', { class: 'card-label' }, label), h('div', { class: 'card-value' }, value), sub ? h('div', { class: 'card-sub' }, sub) : null);
 }

@@ -3,7 +3,7 @@
 // the channels' own triggers, the labels whose triggers were reconstructed, and the
 // trigger itself as pictures.
 import type { ScanChannelTrigger, ScanReport } from '../src/core/types';
-import { confirmed, where } from '../src/core/scan/verdict';
+import { confirmed, verdictWord, where } from '../src/core/scan/verdict';
 import { BACKEND_NAMES, card, phaseBar } from './audit';
 import { facts, h, section } from './dom';
 import { basename, int, num, pctUnit, seconds } from './format';
@@ -79,6 +79,8 @@ function channelTriggersSection(r: ScanReport): HTMLElement {
 
 export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTMLElement {
   const backdoor = r.verdict === 'backdoor';
+  const word = verdictWord(r);
+  const tone = ({ backdoor: 'bad', clean: 'good', inconclusive: 'warn' } as const)[word];
   const compromised = r.channels.filter((c) => c.compromised);
   const top = r.targets[0];
 
@@ -99,12 +101,12 @@ export function scanView(r: ScanReport, reportDir: string, bridge: Bridge): HTML
     ]),
   );
 
-  const verdict = h('section', { class: `panel verdict ${backdoor ? 'bad' : 'good'}`, id: 'verdict', 'aria-labelledby': 'verdict-h' },
-    h('h2', { id: 'verdict-h' }, h('span', { class: `verdict-word ${backdoor ? 'bad' : 'good'}` }, r.verdict), ' · ', verdictLine(r)),
+  const verdict = h('section', { class: `panel verdict ${tone}`, id: 'verdict', 'aria-labelledby': 'verdict-h' },
+    h('h2', { id: 'verdict-h' }, h('span', { class: `verdict-word ${tone}` }, word), ' · ', verdictLine(r)),
     h('ul', { class: 'evidence' }, ...r.evidence.map((e) => h('li', {}, e))));
 
   const cards = h('div', { class: 'cards' },
-    card('Verdict', r.verdict, backdoor ? `found by ${(top.foundBy ?? ['mask-size']).map((f) => (f === 'mask-size' ? 'its small mask' : f === 'site-trigger' ? 'a channel’s trigger at one position' : 'a channel’s own trigger')).join(' and ')}` : 'no label stands out', backdoor ? 'bad' : 'good'),
+    card('Verdict', word, backdoor ? `found by ${(top.foundBy ?? ['mask-size']).map((f) => (f === 'mask-size' ? 'its small mask' : f === 'site-trigger' ? 'a channel’s trigger at one position' : 'a channel’s own trigger')).join(' and ')}` : word === 'inconclusive' ? 'too few clean images to confirm a trigger' : 'no label stands out', tone),
     card('Target label', top ? String(top.label) : '—', top ? `anomaly index ${num(top.anomalyIndex)}` : 'none'),
     card('Trigger attack rate', top ? pctUnit(top.triggerAttackRate) : '—', top ? 'reconstructed trigger, held-out clean images' : undefined, top && top.triggerAttackRate > 0.5 ? 'bad' : undefined),
     top?.channels.length

@@ -1,6 +1,7 @@
 // Pure formatting of a backdoor scan (scan.json) for the scan view's candidates table,
 // its "Copy as Markdown" and its text twins of the pictures. No DOM, so Node tests and
 // the CLI can use it and every place shows the very same strings.
+import { TOO_FEW_TO_CONFIRM, verdictWord } from '../src/core/scan/verdict';
 import type { ScanChannel, ScanLabel, ScanReport } from '../src/core/types';
 import { num, pctUnit } from './format';
 
@@ -64,6 +65,7 @@ export function candidatesMarkdown(r: ScanReport): string {
 
 /** The verdict in one line, for the view's headline and the tree's tooltip. */
 export function verdictLine(r: ScanReport): string {
+  if (verdictWord(r) === 'inconclusive') return `No backdoor confirmed: ${TOO_FEW_TO_CONFIRM}`;
   if (r.verdict === 'clean') return 'No backdoor found';
   const labels = r.targets.map((t) => t.label);
   return labels.length ? `Backdoor found: target label${labels.length > 1 ? 's' : ''} ${labels.join(', ')}` : 'Backdoor found';

@@ -1,5 +1,6 @@
 // Plain-text rendering for the terminal.
 import { resultsTable as sharedResultsTable } from '../../webview/format';
+import { TOO_FEW_TO_CONFIRM, verdictWord } from '../core/scan/verdict';
 import type { AuditReport, InspectResult, PredictResult, ScanReport } from '../core/types';
 
 export const pct = (v: number | undefined, digits = 4) => (v === undefined ? '—' : (v * 100).toFixed(digits));
@@ -69,7 +70,7 @@ export function formatScan(r: ScanReport, out: string): string {
     `${r.model}`,
     `  ${r.images} clean images, ${r.classes} classes, layer ${r.layer}, backend ${r.backend}${r.kernels ? ` (${r.kernels} kernels)` : ''}, ${r.timing.totalSeconds.toFixed(1)} s`,
     '',
-    `verdict: ${r.verdict.toUpperCase()}${r.targets.length ? ` (target ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
+    `verdict: ${r.verdict.toUpperCase()}${verdictWord(r) === 'inconclusive' ? `, INCONCLUSIVE (${TOO_FEW_TO_CONFIRM})` : ''}${r.targets.length ? ` (target ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
     ...r.evidence.map((e) => `  - ${e}`),
     '',
     table(rows) + (r.labels.length > 10 ? `\n  … ${r.labels.length - 10} more labels in scan.json` : ''),

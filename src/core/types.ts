@@ -378,6 +378,8 @@ export interface ScanReport {
   images: number;
   classes: number;
   verdict: 'backdoor' | 'clean';
+  /** false when the clean images were too few for any test to confirm a trigger (absent in older scans: read as true) */
+  conclusive?: boolean;
   /** the numbers that decided the verdict, in words */
   evidence: string[];
   /** most suspicious first; empty for a clean verdict */

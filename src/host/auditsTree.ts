@@ -4,6 +4,7 @@
 // with its verdict.
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { verdictWord } from '../core/scan/verdict';
 import type { AuditReport, ScanReport, ThresholdResult } from '../protocol';
 import { auditSummary, dropRowLabel, pct, scanSummary } from './format';
 import { COMMANDS } from './ids';
@@ -72,10 +73,10 @@ export class AuditsTree implements vscode.TreeDataProvider<AuditNode>, vscode.Di
       item.id = `scan:${node.dir}`;
       item.description = scanSummary(r);
       item.tooltip = new vscode.MarkdownString(
-        `**${path.basename(r.model)}**: backdoor scan, verdict **${r.verdict}**  \n` +
+        `**${path.basename(r.model)}**: backdoor scan, verdict **${verdictWord(r)}**  \n` +
         r.evidence.map((e) => `- ${e}`).join('\n') + `\n\nScan folder: \`${node.dir}\``,
       );
-      item.iconPath = new vscode.ThemeIcon(r.verdict === 'backdoor' ? 'bug' : 'pass');
+      item.iconPath = new vscode.ThemeIcon({ backdoor: 'bug', clean: 'pass', inconclusive: 'question' }[verdictWord(r)]);
       item.contextValue = 'scan';
       item.resourceUri = vscode.Uri.file(path.join(node.dir, SCAN_FILE));
       item.command = open;

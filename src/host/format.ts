@@ -1,4 +1,5 @@
 // Short texts for notifications, the status bar and the audits tree. Pure: unit-tested.
+import { verdictWord } from '../core/scan/verdict';
 import type { AuditReport, JobProgress, Progress, ScanReport, SweepStep, ThresholdResult } from '../protocol';
 
 /** Accuracies and attack rates in the report are fractions 0..1; shown as percent, up to 2 decimals. */
@@ -74,7 +75,7 @@ export function auditSummary(r: AuditReport): string {
 /** The tree's description for one scan: "backdoor → 0 · conv_3 · 200 images · 2024-05-01 12:00". */
 export function scanSummary(r: ScanReport): string {
   const parts = [r.verdict === 'backdoor' && r.targets.length
-    ? `backdoor → ${r.targets.map((t) => t.label).join(', ')}` : r.verdict, r.layer, `${r.images} images`];
+    ? `backdoor → ${r.targets.map((t) => t.label).join(', ')}` : verdictWord(r), r.layer, `${r.images} images`];
   const when = new Date(r.createdAt);
   if (!Number.isNaN(when.getTime())) parts.push(when.toISOString().slice(0, 16).replace('T', ' '));
   return parts.join(' · ');

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { verdictWord } from '../../src/core/scan/verdict';
 import type { ScanReport } from '../../src/core/types';
 import {
   closeNotificationCenter, explorerContextMenu, extensionBuilt, hostUnavailableReason, openNotificationCenter, repoRoot, webviewFrame, withWorkbench,
@@ -54,7 +55,7 @@ test('explorer → Scan for Backdoor → scan view (backdoor, target 0) → Audi
       let frame = webviewFrame(page);
       await frame.locator('#verdict .evidence li').first().waitFor({ state: 'attached', timeout: 20_000 });
       const headline = (await frame.locator('#verdict h2').textContent())?.trim() ?? '';
-      assert.match(headline, new RegExp(`^${scan.verdict}\\b`, 'i'), `the view's headline "${headline}" starts with scan.json's verdict`);
+      assert.match(headline, new RegExp(`^${verdictWord(scan)}\\b`, 'i'), `the view's headline "${headline}" starts with scan.json's verdict`);
       assert.deepEqual((await frame.locator('#verdict .evidence li').allTextContents()).map((t) => t.trim()), scan.evidence);
       const rows = await frame.locator('#candidates-table vscode-table-row').count();
       assert.equal(rows, scan.labels.length, 'one candidates row per optimised label');
@@ -63,7 +64,7 @@ test('explorer → Scan for Backdoor → scan view (backdoor, target 0) → Audi
       const header = page.locator('.pane-header', { hasText: 'Backdoor Audits' });
       if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
       const treeRow = page.locator('.pane', { has: header }).locator('.monaco-list-row', { hasText: `${MODEL}` })
-        .filter({ hasText: scan.verdict === 'backdoor' ? `backdoor → ${scan.targets.map((t) => t.label).join(', ')}` : 'clean' });
+        .filter({ hasText: scan.verdict === 'backdoor' ? `backdoor → ${scan.targets.map((t) => t.label).join(', ')}` : verdictWord(scan) });
       await treeRow.first().waitFor({ state: 'visible', timeout: 15_000 });
 
       await frameForScreenshot(page, frame);

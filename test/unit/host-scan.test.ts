@@ -81,6 +81,7 @@ test('a scan in the tree and its progress in the notification, in words', () => 
   const base = { layer: 'conv_3', images: 200, createdAt: '2026-12-02T18:54:25.218Z' };
   assert.equal(scanSummary({ ...base, verdict: 'backdoor', targets: [{ label: 0 }, { label: 7 }] } as never), 'backdoor → 0, 7 · conv_3 · 200 images · 2026-12-02 18:54');
   assert.equal(scanSummary({ ...base, verdict: 'clean', targets: [] } as never), 'clean · conv_3 · 200 images · 2026-12-02 18:54');
+  assert.equal(scanSummary({ ...base, verdict: 'clean', conclusive: false, targets: [] } as never), 'inconclusive · conv_3 · 200 images · 2026-12-02 18:54');
   assert.equal(progressText({ phase: 'trigger', message: 'label 5', step: 2, total: 20 }), 'Reconstructing triggers · step 2/20 · label 5');
   assert.equal(progressText({ phase: 'stimulation', message: 'Stimulating channels' }), 'Stimulating channels');
 });

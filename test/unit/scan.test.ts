@@ -16,7 +16,7 @@ import { readImages } from '../../src/core/scan/shard';
 import { compromisedSites, layerMaxOf, levelsFor, respond, spreadIndices, stimulate, summarise } from '../../src/core/scan/stimulate';
 import { TriggerParams } from '../../src/core/scan/params';
 import { lossAndGrads } from '../../src/core/scan/trigger';
-import { anomalyIndices, decide, rateLowerBound, works } from '../../src/core/scan/verdict';
+import { anomalyIndices, decide, rateLowerBound, verdictWord, works } from '../../src/core/scan/verdict';
 import type { AuditReport, ScanChannelTrigger, ScanLabel, ScanOptions, ScanProgress, ScanReport } from '../../src/core/types';
 import { JobCancelled, runJob } from '../../src/worker/client';
 import { demo, lab, needsDemo, needsShared, repoRoot, tmpDir, workerPath } from '../helpers';
@@ -140,7 +140,15 @@ test('verdict: a channel\'s own trigger flags its label, a mask-size outlier too
   assert.ok(siteMiss.evidence.some((e) => e.includes('no site\'s trigger serves a label') && e.includes('60.0%')), siteMiss.evidence.join('\n'));
   const tiny = decide(labels.map((l) => ({ ...l, anomalyIndex: 0, heldOut: 2 })), [], [{ ...own(5, 0, 1), heldOut: 2 }], 'conv_3', 0.06);
   assert.ok(tiny.evidence.some((e) => e.startsWith('only 2 held-out clean images')), tiny.evidence.join('\n'));
+  // No test can fire on 2 held-out images: the clean verdict says nothing, and says so.
+  assert.deepEqual([tiny.verdict, tiny.conclusive, verdictWord(tiny)], ['clean', false, 'inconclusive']);
   assert.ok(!few.evidence.some((e) => e.startsWith('only ')), 'labels checked on 95 images can confirm a trigger');
+  assert.deepEqual([few.verdict, few.conclusive, verdictWord(few)], ['clean', true, 'clean']);
+  assert.deepEqual([one.conclusive, verdictWord(one)], [true, 'backdoor']);
+  // 5 of 5 can confirm (lower bound 55%): a site's trigger checked on 5 images makes the verdict conclusive.
+  const fiveSites = { ...sites, siteTriggers: [{ ...sites.siteTriggers[0], heldOut: 5, attackRate: 0.6 }] };
+  assert.equal(decide(labels.map((l) => ({ ...l, anomalyIndex: 0, heldOut: 2 })), [], [], 'conv_3', 0.06, fiveSites).conclusive, true);
+  assert.equal(verdictWord({ verdict: 'clean' }), 'clean', 'scans written before the field are read as conclusive');
 });
 
 test('rate lower bound: one-sided 95% Clopper-Pearson', () => {

@@ -130,6 +130,24 @@ describe('scan view in Chromium', { timeout: 600_000 }, () => {
     await ctx.close();
   });
 
+  it('a scan of too few clean images to confirm any trigger says inconclusive, not clean, in the headline, the card and the panel colour', async () => {
+    // A real scan of the demo BadNet on 5 clean images: 3 to optimise on, 2 held out, so no test can fire.
+    const fewDir = path.join(tmp, 'few.scan');
+    cli(['scan', demo('bd_net.h5'), '--clean', demo('valid.h5'), '--images', '5', '--out', fewDir]);
+    const few = JSON.parse(readFileSync(path.join(fewDir, 'scan.json'), 'utf8')) as ScanReport;
+    assert.deepEqual([few.verdict, few.conclusive], ['clean', false]);
+    const file = write('scan-inconclusive', { view: 'scan', report: few, reportDir: fewDir });
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
+    const { page, watch } = await open(ctx, file);
+    assert.match(await page.locator('#verdict h2').textContent() ?? '', /^inconclusive · No backdoor confirmed: too few held-out clean images/);
+    assert.equal(await page.$eval('#verdict', (v) => v.className), 'panel verdict warn');
+    assert.match(await page.locator('.card.warn').textContent() ?? '', /Verdictinconclusivetoo few clean images/);
+    assert.ok((await page.locator('#verdict .evidence li').allTextContents()).some((e) => e.startsWith('only 2 held-out clean images')));
+    await page.screenshot({ path: path.join(outDir, 'scan-inconclusive.png') });
+    assertClean(watch, pathToFileURL(file).href);
+    await ctx.close();
+  });
+
   it('VS Code mode: "Audit with this trigger", Copy as Markdown and Reveal post their messages; reload restores the view', async () => {
     const { ctx, page, watch, posted } = await openVsCodePage(browser, 'vscode-scan', 'Scan');
 

@@ -1,5 +1,5 @@
 import type { ScanReport } from '../types';
-import { where } from './verdict';
+import { TOO_FEW_TO_CONFIRM, verdictWord, where } from './verdict';
 
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 
@@ -9,7 +9,7 @@ export function scanMarkdown(r: ScanReport): string {
   return [
     `# Backdoor scan of \`${r.model}\``,
     '',
-    `**Verdict: ${r.verdict}**${r.targets.length ? ` (target label${r.targets.length > 1 ? 's' : ''} ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
+    `**Verdict: ${r.verdict}${verdictWord(r) === 'inconclusive' ? `, inconclusive** (${TOO_FEW_TO_CONFIRM})` : '**'}${r.targets.length ? ` (target label${r.targets.length > 1 ? 's' : ''} ${r.targets.map((t) => t.label).join(', ')})` : ''}`,
     '',
     ...r.evidence.map((e) => `- ${e}`),
     '',

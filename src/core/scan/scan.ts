@@ -20,7 +20,7 @@ import { scanMarkdown } from './markdown';
 import { readImages, ScanShard, type ScanShardApi, type StimulationCache } from './shard';
 import { compromisedSites, layerMaxOf, levelsFor, mostElevating, spreadIndices, summarise, type ChannelResponses } from './stimulate';
 import { rng, type Reconstruction, type ReconstructSettings } from './trigger';
-import { anomalyIndices, confirmed, decide, where } from './verdict';
+import { anomalyIndices, confirmed, decide, verdictWord, where } from './verdict';
 import { MAX_TRIGGER_AREA, type ChannelReversal } from './neuron';
 
 export interface ScanHooks {
@@ -263,6 +263,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       images: n,
       classes,
       verdict: verdict.verdict,
+      conclusive: verdict.conclusive,
       evidence: verdict.evidence,
       targets: verdict.targets,
       channels: stim.channels,
@@ -301,7 +302,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       folder.abandon();
       throw e;
     }
-    report({ phase: 'done', message: `scan written to ${opts.out}: ${result.verdict}` });
+    report({ phase: 'done', message: `scan written to ${opts.out}: ${verdictWord(result)}` });
     return result;
   } finally {
     tf.dispose(own);

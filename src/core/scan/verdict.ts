@@ -86,8 +86,17 @@ const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 
 export interface Verdict {
   verdict: 'backdoor' | 'clean';
+  /** false when the held-out images were too few for any test to confirm a trigger: a clean verdict then says nothing */
+  conclusive: boolean;
   targets: ScanTarget[];
   evidence: string[];
+}
+
+export const TOO_FEW_TO_CONFIRM = 'too few held-out clean images to confirm any trigger';
+
+/** The verdict as the views say it: a clean verdict that could not have been anything else is inconclusive. */
+export function verdictWord(r: { verdict: 'backdoor' | 'clean'; conclusive?: boolean }): 'backdoor' | 'clean' | 'inconclusive' {
+  return r.verdict === 'clean' && r.conclusive === false ? 'inconclusive' : r.verdict;
 }
 
 /** Compromised sites and their triggers (scans before sites have none). */
@@ -153,6 +162,9 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
       stimSites.length ? `so does stimulating ${stimSites.length === 1 ? 'one site' : `any of ${stimSites.length} sites`} alone (channel at one position of ${site.cachePoint}: ${stimSites.slice(0, 8).map((c) => `${c.channel}${where(c)}`).join(', ')}${stimSites.length > 8 ? ', …' : ''})` : '',
     ].filter(Boolean).join('; '));
   }
+  // Every test needs a trigger that works on the held-out images: with too few of them none can fire.
+  const most = Math.max(0, ...labels.map((l) => l.heldOut), ...channelTriggers.map((t) => t.heldOut), ...site.siteTriggers.map((t) => t.heldOut));
+  const conclusive = targets.length > 0 || works(1, most);
   if (!targets.length) {
     const smallest = [...labels].sort((a, b) => b.anomalyIndex - a.anomalyIndex)[0];
     if (smallest) {
@@ -166,9 +178,8 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
     if (strongest) {
       evidence.push(`no channel's own trigger serves a label: of the ${channelTriggers.length} most elevating ${layer} channels, the best (channel ${strongest.channel}) turns ${fallsShort(strongest.attackRate, strongest.heldOut)} into label ${strongest.label}`);
     }
-    const most = Math.max(0, ...labels.map((l) => l.heldOut), ...channelTriggers.map((t) => t.heldOut));
-    if (!works(1, most)) {
-      evidence.push(`only ${most} held-out clean image${most === 1 ? '' : 's'} to check triggers on: too few to confirm any trigger (a majority shows with 95% confidence from 5 of 5 images up), so this clean verdict is weak; scan at least 10 clean images`);
+    if (!conclusive) {
+      evidence.push(`only ${most} held-out clean image${most === 1 ? '' : 's'} to check triggers on: too few to confirm any trigger (a majority shows with 95% confidence from 5 of 5 images up), so no test could have found a backdoor and this clean verdict is inconclusive; scan at least 10 clean images`);
     }
     const strongestSite = strongestOf(site.siteTriggers);
     if (strongestSite) {
@@ -182,5 +193,5 @@ export function decide(labels: ScanLabel[], channels: ScanChannel[], channelTrig
       ? `stimulation: ${compromised.length} ${layer} channel(s) flip ≥ 90% of images to one label (${compromised.slice(0, 8).map((c) => `${c.channel}→${c.label}`).join(', ')}${compromised.length > 8 ? ', …' : ''}); stimulation alone does not decide`
       : `stimulation: no ${layer} channel flips ≥ 90% of the images to one label`);
   }
-  return { verdict: targets.length ? 'backdoor' : 'clean', targets, evidence };
+  return { verdict: targets.length ? 'backdoor' : 'clean', conclusive, targets, evidence };
 }
