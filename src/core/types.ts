@@ -372,7 +372,7 @@ export interface ScanReport {
   arch?: string;
   backend: Backend;
   /** ONNX Runtime's convolution kernels, the same in every process of the scan (to reproduce its numbers) */
-  kernels?: KernelLayout | 'fastest';
+  kernels?: KernelLayout;
   layer: string;
   /** clean images used */
   images: number;

@@ -88,13 +88,14 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
   report({ phase: 'reading', message: `loading ${path.basename(opts.model)}` });
   const own: tf.Tensor[] = [];
   const shards = hooks.shards ?? [new ScanShard()];
+  const kernels = reproducibleKernels();
   let top: InputGradient | undefined;
   let loaded: Awaited<ReturnType<typeof loadRunnable>> | undefined;
   let shardsReady: Promise<unknown> | undefined;
   const onAbort = () => shards.forEach((s) => s.cancel());
   hooks.signal?.addEventListener('abort', onAbort);
   try {
-    loaded = await loadRunnable(opts.model, opts.arch, opts.backend, { kernels: reproducibleKernels() });
+    loaded = await loadRunnable(opts.model, opts.arch, opts.backend, { kernels });
     const { net, backend } = loaded;
     top = new InputGradient(net);
     const plan = makePlan(net, 'pool', opts.layer);
@@ -151,7 +152,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
     const heldOutLabels = labelsOf.filter((_, k) => k % 2 === 1);
     const settings: ReconstructSettings = { steps: STEPS, batch: BATCH, seed: opts.seed, low, high };
     shardsReady = Promise.all(shards.map((s) => s.init({
-      model: opts.model, arch: opts.arch, backend: opts.backend, threads: Math.max(1, Math.floor(os.availableParallelism() / shards.length)),
+      model: opts.model, arch: opts.arch, backend: opts.backend, threads: Math.max(1, Math.floor(os.availableParallelism() / shards.length)), kernels,
       clean: opts.clean, optimise, heldOut, heldOutLabels, settings, conv: plan.conv, channels: plan.channels,
       cacheMap,
     })));
@@ -258,7 +259,7 @@ export async function runScan(opts: ScanOptions, hooks: ScanHooks = {}): Promise
       model: opts.model,
       ...(opts.arch ? { arch: opts.arch } : {}),
       backend,
-      ...(net.onnx ? { kernels: net.onnx.kernels } : {}),
+      ...(net.onnx ? { kernels } : {}),
       layer: plan.conv,
       images: n,
       classes,

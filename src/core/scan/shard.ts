@@ -5,10 +5,9 @@
 // processes.
 import * as tf from '@tensorflow/tfjs-core';
 import { openDataset, type DataSource } from '../data/dataset';
-import { reproducibleKernels } from '../model/onnx/engine';
 import { loadRunnable } from '../runnable';
 import type { Net } from '../model/net';
-import type { Backend } from '../types';
+import type { Backend, KernelLayout } from '../types';
 import { InputGradient } from './backprop';
 import { reverseChannel, type ChannelReversal } from './neuron';
 import { respond, type ChannelResponses } from './stimulate';
@@ -20,6 +19,8 @@ export interface ScanShardInit {
   backend?: Backend;
   /** ONNX Runtime threads in this shard (the shards split the cores) */
   threads?: number;
+  /** ONNX Runtime's kernel layout, the main process's: every process of a scan rounds alike */
+  kernels: KernelLayout;
   clean: string;
   /** images the trigger is optimised on */
   optimise: number[];
@@ -88,7 +89,7 @@ export class ScanShard implements ScanShardApi {
   private abort = new AbortController();
 
   async init(req: ScanShardInit): Promise<void> {
-    const { net } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads, kernels: reproducibleKernels() });
+    const { net } = await loadRunnable(req.model, req.arch, req.backend, { threads: req.threads, kernels: req.kernels });
     this.net = net;
     this.top = new InputGradient(net);
     this.inner = new InputGradient(net, { head: req.conv, throughHead: true });
