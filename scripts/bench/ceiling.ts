@@ -6,9 +6,8 @@ import onnxProto from 'onnx-proto'; // CommonJS: its namespace is the default ex
 import type { onnx as Proto } from 'onnx-proto';
 import type * as Ort from 'onnxruntime-node';
 import type { Net } from '../../src/core/model/net';
-import { pair } from '../../src/core/model/layers';
 import { loadOnnxRuntime } from '../../src/core/model/onnx/engine';
-import { padsFor, transposed } from '../../src/core/model/onnx/translate';
+import { Builder, convNode } from '../../src/core/model/onnx/translate';
 
 const { onnx } = onnxProto as unknown as { onnx: typeof Proto };
 const F32 = onnx.TensorProto.DataType.FLOAT;
@@ -63,25 +62,16 @@ export async function convolutionTimes(net: Net): Promise<{ layer: string; block
   const times = [];
   for (const node of net.graph.layers.filter((l) => l.className === 'Conv2D')) {
     const kernel = net.model.weights.get(node.name)!.find((w) => w.name === 'kernel')!;
-    const [kh, kw, inC, outC] = kernel.shape;
-    const [h, w] = net.shapes.get(node.inbound[0])!;
-    const [oh, ow] = net.shapes.get(node.name)!;
+    const inShape = net.shapes.get(node.inbound[0])!;
+    const [h, w, inC] = inShape;
+    const [oh, ow, outC] = net.shapes.get(node.name)!;
     // The Conv node translate() builds for this layer, without its bias and activation.
-    const strides = pair(node.config.strides, 1);
-    const dilations = pair(node.config.dilation_rate, 1);
-    const padding = String(node.config.padding ?? 'valid');
-    const [ph0, ph1] = padsFor(padding, h, (kh - 1) * dilations[0] + 1, strides[0]);
-    const [pw0, pw1] = padsFor(padding, w, (kw - 1) * dilations[1] + 1, strides[1]);
-    const ints = (name: string, values: number[]) => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: values });
-    const oihw = transposed(kernel, [3, 2, 0, 1]);
+    const b = new Builder();
+    const y = convNode(b, node, 'x', inShape, kernel);
     const model = encode({
-      name: node.name,
-      node: [{ opType: 'Conv', input: ['x', 'w'], output: ['y'], attribute: [
-        ints('kernel_shape', [kh, kw]), ints('strides', strides), ints('dilations', dilations), ints('pads', [ph0, pw0, ph1, pw1]),
-      ] }],
-      initializer: [{ name: 'w', dataType: F32, dims: [outC, inC, kh, kw], rawData: new Uint8Array(oihw.buffer, oihw.byteOffset, oihw.byteLength) }],
+      name: node.name, node: b.nodes, initializer: b.initializers,
       input: [valueInfo('x', [rows, inC, h, w])],
-      output: [valueInfo('y', [rows, outC, oh, ow])],
+      output: [valueInfo(y, [rows, outC, oh, ow])],
     });
     const feeds = { x: new ort.Tensor('float32', ramp(rows * inC * h * w).map(Math.abs), [rows, inC, h, w]) };
     const perImage = async (level: 'all' | 'extended') => ((await fastest(ort, model, feeds, level)) * 1000) / rows;

@@ -107,6 +107,21 @@ export function padsFor(padding: string, size: number, window: number, stride: n
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
+/** The Conv node of a Keras Conv2D on the channels-first `input`: its kernel in ONNX order, TF's padding made explicit. */
+export function convNode(b: Builder, node: LayerNode, input: string, inShape: number[], kernel: Weight, bias?: Weight): string {
+  const cfg = node.config;
+  const [kh, kw] = pair(cfg.kernel_size, 1);
+  const strides = pair(cfg.strides, 1);
+  const dil = pair(cfg.dilation_rate, 1);
+  const padding = String(cfg.padding ?? 'valid');
+  const [ph0, ph1] = padsFor(padding, inShape[0], (kh - 1) * dil[0] + 1, strides[0]);
+  const [pw0, pw1] = padsFor(padding, inShape[1], (kw - 1) * dil[1] + 1, strides[1]);
+  const w = b.floats(transposed(kernel, [3, 2, 0, 1]), [kernel.shape[3], kernel.shape[2], kh, kw], `${node.name}_kernel`);
+  const ins = [input, w];
+  if (bias) ins.push(b.floats(bias.data, [bias.data.length], `${node.name}_bias`));
+  return b.node('Conv', ins, { kernel_shape: [kh, kw], strides, dilations: dil, pads: [ph0, pw0, ph1, pw1] }, node.name);
+}
+
 export interface Translation {
   model: Uint8Array;
   /** ONNX input and output names, by feed and fetch name */
@@ -223,18 +238,8 @@ export function translate(net: Net, feeds: string[], fetches: string[], inputCha
       case 'InputLayer': case 'Dropout': case 'SpatialDropout2D':
         return x;
       case 'Conv2D': {
-        const [kh, kw] = pair(cfg.kernel_size, 1);
-        const strides = pair(cfg.strides, 1);
-        const dil = pair(cfg.dilation_rate, 1);
-        const padding = String(cfg.padding ?? 'valid');
-        const kernel = ws.get('kernel')!;
-        const [ph0, ph1] = padsFor(padding, inShape[0], (kh - 1) * dil[0] + 1, strides[0]);
-        const [pw0, pw1] = padsFor(padding, inShape[1], (kw - 1) * dil[1] + 1, strides[1]);
-        const w = b.floats(transposed(kernel, [3, 2, 0, 1]), [kernel.shape[3], kernel.shape[2], kh, kw], `${node.name}_kernel`);
-        const ins = [toLayout(x, 'nchw').name, w];
-        const bias = ws.get('bias');
-        if (cfg.use_bias !== false && bias) ins.push(b.floats(bias.data, [bias.data.length], `${node.name}_bias`));
-        const pre: Value = { name: b.node('Conv', ins, { kernel_shape: [kh, kw], strides, dilations: dil, pads: [ph0, pw0, ph1, pw1] }, node.name), layout: 'nchw', rank: 4 };
+        const bias = cfg.use_bias !== false ? ws.get('bias') : undefined;
+        const pre: Value = { name: convNode(b, node, toLayout(x, 'nchw').name, inShape, ws.get('kernel')!, bias), layout: 'nchw', rank: 4 };
         return wantPre ? pre : activate(pre, activationName(cfg.activation), node.name);
       }
       case 'Dense': {
